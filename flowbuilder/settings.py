@@ -1,0 +1,181 @@
+"""Flowbuilder settings: everything an operator changes comes from the environment.
+
+Embedded mode (nothing set): SQLite, in-memory channel layer, runs executed in the server process.
+Distributed mode (DATABASE_URL and REDIS_URL set): PostgreSQL, Redis channel layer, Celery workers.
+"""
+
+import os
+from pathlib import Path
+
+import dj_database_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(os.environ.get("FLOWS_VAR_DIR", BASE_DIR / "var"))
+
+
+def env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return int(value) if value else default
+
+
+DEBUG = env_bool("DEBUG", False)
+# The embedded default is for a laptop; a distributed deployment must set its own key.
+SECRET_KEY = os.environ.get("SECRET_KEY", "flowbuilder-embedded-insecure-key-change-me")
+ALLOWED_HOSTS = [h.strip() for h in os.environ.get("ALLOWED_HOSTS", "127.0.0.1,localhost").split(",") if h.strip()]
+CSRF_TRUSTED_ORIGINS = [
+    o.strip() for o in os.environ.get("CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()
+]
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "channels",
+    "django_htmx",
+    "django_celery_beat",
+    "flows",
+    "integrations",
+    "accounts",
+    "web",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "flowbuilder.urls"
+WSGI_APPLICATION = "flowbuilder.wsgi.application"
+ASGI_APPLICATION = "flowbuilder.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": dj_database_url.config(
+        default=f"sqlite:///{VAR_DIR / 'flowbuilder.sqlite3'}", conn_max_age=60
+    )
+}
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # Several threads write (server + embedded executor): wait for the lock instead of failing.
+    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "dashboard"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", VAR_DIR / "staticfiles"))
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+
+EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "flowbuilder@localhost")
+
+# Mode: REDIS_URL set means distributed (Celery + channels_redis).
+REDIS_URL = os.environ.get("REDIS_URL", "")
+FLOWS_DISTRIBUTED = bool(REDIS_URL)
+if FLOWS_DISTRIBUTED:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL]},
+        }
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+CELERY_BROKER_URL = REDIS_URL or "memory://"
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_TIMEZONE = TIME_ZONE
+
+# Secrets of connections are encrypted with this Fernet key (comma-separated: newest first).
+FLOWS_ENCRYPTION_KEY = os.environ.get("FLOWS_ENCRYPTION_KEY", "")
+FLOWS_ARTIFACT_DIR = Path(os.environ.get("FLOWS_ARTIFACT_DIR", VAR_DIR / "artifacts"))
+FLOWS_RUNNER_DIR = Path(os.environ.get("FLOWS_RUNNER_DIR", BASE_DIR / "build" / "runner"))
+
+# Sandbox limits: defaults per step, and the operator's maxima that per-step overrides cannot pass.
+FLOWS_STEP_MEMORY_MIB = env_int("FLOWS_STEP_MEMORY_MIB", 256)
+FLOWS_STEP_MEMORY_MIB_MAX = env_int("FLOWS_STEP_MEMORY_MIB_MAX", 1024)
+FLOWS_STEP_TIMEOUT_S = env_int("FLOWS_STEP_TIMEOUT_S", 30)
+FLOWS_STEP_TIMEOUT_S_MAX = env_int("FLOWS_STEP_TIMEOUT_S_MAX", 300)
+FLOWS_STEP_FUEL = env_int("FLOWS_STEP_FUEL", 20_000_000_000)
+FLOWS_STEP_FUEL_MAX = env_int("FLOWS_STEP_FUEL_MAX", 200_000_000_000)
+FLOWS_STEP_OUTPUT_BYTES = env_int("FLOWS_STEP_OUTPUT_BYTES", 1_048_576)
+FLOWS_STEP_LOG_BYTES = env_int("FLOWS_STEP_LOG_BYTES", 262_144)
+
+# Outbound HTTP from capabilities: private/loopback addresses are refused unless allowed here.
+FLOWS_ALLOW_PRIVATE_HOSTS = env_bool("FLOWS_ALLOW_PRIVATE_HOSTS", False)
+# Base URLs of outside services (GitHub Enterprise, local model servers, tests).
+FLOWS_GITHUB_API_URL = os.environ.get("FLOWS_GITHUB_API_URL", "https://api.github.com")
+FLOWS_SLACK_API_URL = os.environ.get("FLOWS_SLACK_API_URL", "https://slack.com/api")
+FLOWS_TELEGRAM_API_URL = os.environ.get("FLOWS_TELEGRAM_API_URL", "https://api.telegram.org")
+
+# Webhooks
+FLOWS_WEBHOOK_MAX_BYTES = env_int("FLOWS_WEBHOOK_MAX_BYTES", 1_048_576)
+DATA_UPLOAD_MAX_MEMORY_SIZE = max(FLOWS_WEBHOOK_MAX_BYTES, 2_621_440)
+FLOWS_PUBLIC_URL = os.environ.get("FLOWS_PUBLIC_URL", "http://127.0.0.1:8000")
+
+# Run history retention
+FLOWS_RUN_RETENTION_DAYS = env_int("FLOWS_RUN_RETENTION_DAYS", 30)
+FLOWS_RUN_RETENTION_COUNT = env_int("FLOWS_RUN_RETENTION_COUNT", 1000)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "WARNING")},
+    "loggers": {"flows": {"level": os.environ.get("FLOWS_LOG_LEVEL", "INFO")}},
+}

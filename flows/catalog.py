@@ -1,0 +1,63 @@
+"""The block catalog: one declaration per block kind drives validation, compilation, the builder's
+forms and the docs.
+
+Blocks register themselves with `register_block`. Core blocks (triggers, logic, code) live in
+`flows.blocks`; integration blocks live in the `integrations` app.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    type: str  # "string", "text", "code", "integer", "number", "boolean", "json", "choice", "list", "secret-ref"
+    label: str = ""
+    default: Any = None
+    required: bool = False
+    description: str = ""
+    choices: tuple[str, ...] = ()
+    # Whether the value may contain template expressions ({{ event.x }}), evaluated at run time.
+    templated: bool = False
+
+
+@dataclass(frozen=True)
+class Block:
+    kind: str  # "trigger.webhook", "logic.filter", "code.python", "github.comment.upsert", ...
+    category: str  # "trigger", "integration", "logic", "code"
+    title: str
+    description: str
+    params: tuple[Param, ...] = ()
+    # Capabilities the block needs (integration blocks) or may be granted (code blocks).
+    capabilities: tuple[str, ...] = ()
+    # The connection service this block needs, if any ("github", "llm", ...).
+    service: str | None = None
+    outputs: str = ""
+    # Host-side execution for non-code blocks: (config, run_context) -> output.
+    execute: Callable[..., Any] | None = field(default=None, compare=False)
+
+    def param(self, name: str) -> Param | None:
+        return next((p for p in self.params if p.name == name), None)
+
+
+CATALOG: dict[str, Block] = {}
+
+
+def register_block(block: Block) -> Block:
+    CATALOG[block.kind] = block
+    return block
+
+
+def get_block(kind: str) -> Block | None:
+    return CATALOG.get(kind)
+
+
+def blocks_by_category() -> dict[str, list[Block]]:
+    grouped: dict[str, list[Block]] = {}
+    for block in sorted(CATALOG.values(), key=lambda b: (b.category, b.title)):
+        grouped.setdefault(block.category, []).append(block)
+    return grouped
