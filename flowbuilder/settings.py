@@ -28,7 +28,11 @@ def env_int(name: str, default: int) -> int:
 DEBUG = env_bool("DEBUG", False)
 # The embedded default is for a laptop; a distributed deployment must set its own key.
 SECRET_KEY = os.environ.get("SECRET_KEY", "flowbuilder-embedded-insecure-key-change-me")
-ALLOWED_HOSTS = [h.strip() for h in os.environ.get("ALLOWED_HOSTS", "127.0.0.1,localhost").split(",") if h.strip()]
+ALLOWED_HOSTS = [
+    h.strip()
+    for h in os.environ.get("ALLOWED_HOSTS", "127.0.0.1,localhost").split(",")
+    if h.strip()
+]
 CSRF_TRUSTED_ORIGINS = [
     o.strip() for o in os.environ.get("CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()
 ]

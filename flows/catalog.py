@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
@@ -37,11 +37,26 @@ class Block:
     # The connection service this block needs, if any ("github", "llm", ...).
     service: str | None = None
     outputs: str = ""
-    # Host-side execution for non-code blocks: (config, run_context) -> output.
+    # Host-side execution for non-code blocks: execute(config, ctx: BlockContext) -> output, where
+    # config holds the step's field values with templates already rendered.
     execute: Callable[..., Any] | None = field(default=None, compare=False)
 
     def param(self, name: str) -> Param | None:
         return next((p for p in self.params if p.name == name), None)
+
+
+class BlockContext(Protocol):
+    """What a host-side block sees when it executes (implemented by the engine)."""
+
+    event: Any
+    settings: dict[str, Any]
+    steps: dict[str, Any]  # outputs of earlier steps, by step id
+    step_id: str
+
+    def capability(self, name: str) -> Callable[[Any], Any]:
+        """The capability `name` bound to this flow's connection; raises CapabilityError."""
+
+    def log(self, level: str, message: str) -> None: ...
 
 
 CATALOG: dict[str, Block] = {}

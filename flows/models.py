@@ -34,7 +34,9 @@ class Flow(models.Model):
         ACTIVE = "active", "Active"
         PAUSED = "paused", "Paused"
 
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="flows")
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="flows"
+    )
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=200)
     description = models.TextField(blank=True)
@@ -48,7 +50,9 @@ class Flow(models.Model):
     # HMAC secret the user enters in GitHub's webhook settings.
     webhook_secret = models.CharField(max_length=64, default=new_token)
     max_concurrency = models.PositiveIntegerField(default=4)
-    template = models.CharField(max_length=100, blank=True, help_text="Template this flow was cloned from.")
+    template = models.CharField(
+        max_length=100, blank=True, help_text="Template this flow was cloned from."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -56,7 +60,9 @@ class Flow(models.Model):
 
     class Meta:
         ordering = ["-updated_at"]
-        constraints = [models.UniqueConstraint(fields=["owner", "slug"], name="flow_slug_per_owner")]
+        constraints = [
+            models.UniqueConstraint(fields=["owner", "slug"], name="flow_slug_per_owner")
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -77,7 +83,9 @@ class FlowVersion(models.Model):
     document = models.JSONField()
     plan = models.JSONField()
     content_hash = models.CharField(max_length=64)
-    author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
     note = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -85,7 +93,9 @@ class FlowVersion(models.Model):
 
     class Meta:
         ordering = ["-number"]
-        constraints = [models.UniqueConstraint(fields=["flow", "number"], name="version_number_per_flow")]
+        constraints = [
+            models.UniqueConstraint(fields=["flow", "number"], name="version_number_per_flow")
+        ]
 
     def save(self, *args, **kwargs):
         if self.pk is not None:
@@ -119,16 +129,22 @@ class Run(models.Model):
 
     flow = models.ForeignKey(Flow, on_delete=models.CASCADE, related_name="runs")
     # Null for a test run of the draft document (then `document` holds what was run).
-    version = models.ForeignKey(FlowVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="runs")
+    version = models.ForeignKey(
+        FlowVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="runs"
+    )
     plan = models.JSONField(default=dict, help_text="The plan this run executes.")
     trigger = models.CharField(max_length=32)
     event = models.JSONField(default=dict)
     delivery_id = models.CharField(max_length=200, blank=True)
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    status = models.CharField(
+        max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True
+    )
     error = models.TextField(blank=True)
     output = models.JSONField(null=True, blank=True)
     attempts = models.PositiveIntegerField(default=0)
-    rerun_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reruns")
+    rerun_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reruns"
+    )
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -225,7 +241,9 @@ class ArtifactQuerySet(models.QuerySet):
 class Artifact(models.Model):
     """An uploaded Wasm module; its bytes live in the content-addressed artifact store."""
 
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="artifacts")
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="artifacts"
+    )
     digest = models.CharField(max_length=64, db_index=True)
     name = models.CharField(max_length=200)
     size = models.PositiveIntegerField()
@@ -235,4 +253,6 @@ class Artifact(models.Model):
     objects = ArtifactQuerySet.as_manager()
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["owner", "digest"], name="artifact_per_owner")]
+        constraints = [
+            models.UniqueConstraint(fields=["owner", "digest"], name="artifact_per_owner")
+        ]

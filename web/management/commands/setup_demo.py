@@ -17,5 +17,7 @@ class Command(BaseCommand):
             user.set_password(DEMO_PASSWORD)
             user.save()
         self.stdout.write(
-            self.style.SUCCESS(f"Demo login: username '{DEMO_USERNAME}', password '{DEMO_PASSWORD}'")
+            self.style.SUCCESS(
+                f"Demo login: username '{DEMO_USERNAME}', password '{DEMO_PASSWORD}'"
+            )
         )
