@@ -4,6 +4,7 @@ from django.urls import include, path
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("accounts.urls")),
+    path("hooks/github/", include("integrations.urls_hooks")),
     path("hooks/", include("flows.urls_hooks")),
     path("", include("web.urls")),
 ]
