@@ -19,6 +19,7 @@ $(VENV)/.dev: $(VENV)/.base requirements-dev.txt
 	touch $@
 
 setup: $(VENV)/.base runner migrate
+	$(PY) manage.py load_templates
 
 setup-dev: $(VENV)/.dev runner
 

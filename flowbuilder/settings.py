@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "integrations",
     "accounts",
     "web",
+    "gallery",  # templates: the template gallery
 ]
 
 MIDDLEWARE = [
@@ -183,3 +184,68 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "WARNING")},
     "loggers": {"flows": {"level": os.environ.get("FLOWS_LOG_LEVEL", "INFO")}},
 }
+
+# Integrations: the shared outbound HTTP path of the service modules (integrations/services/).
+FLOWS_HTTP_TIMEOUT_S = float(os.environ.get("FLOWS_HTTP_TIMEOUT_S", "30"))
+# Local models answer slowly: LLM calls get their own, longer timeout.
+FLOWS_LLM_TIMEOUT_S = float(os.environ.get("FLOWS_LLM_TIMEOUT_S", "300"))
+# Tries per request (the first one included), the first backoff, and the longest Retry-After
+# we wait for; a service asking for longer gets a retryable error instead.
+FLOWS_HTTP_ATTEMPTS = env_int("FLOWS_HTTP_ATTEMPTS", 3)
+FLOWS_HTTP_BACKOFF_S = float(os.environ.get("FLOWS_HTTP_BACKOFF_S", "0.5"))
+FLOWS_HTTP_RETRY_AFTER_MAX_S = float(os.environ.get("FLOWS_HTTP_RETRY_AFTER_MAX_S", "30"))
+# Largest answer a service call reads, and the default cap of the http.request capability.
+FLOWS_HTTP_RESPONSE_MAX_BYTES = env_int("FLOWS_HTTP_RESPONSE_MAX_BYTES", 10_485_760)
+FLOWS_HTTP_REQUEST_RESPONSE_MAX_BYTES = env_int("FLOWS_HTTP_REQUEST_RESPONSE_MAX_BYTES", 1_048_576)
+# HTTP client libraries log full URLs, and some services carry tokens in theirs (Telegram).
+for _logger in ("httpx", "httpcore", "openai"):
+    LOGGING["loggers"][_logger] = {"level": "WARNING"}
+
+# Sandbox (owner: sandbox): maxima for the output and log limits a step may ask for, and the
+# largest Wasm module that can be uploaded.
+FLOWS_STEP_OUTPUT_BYTES_MAX = env_int("FLOWS_STEP_OUTPUT_BYTES_MAX", 16_777_216)
+FLOWS_STEP_LOG_BYTES_MAX = env_int("FLOWS_STEP_LOG_BYTES_MAX", 4_194_304)
+FLOWS_ARTIFACT_MAX_BYTES = env_int("FLOWS_ARTIFACT_MAX_BYTES", 16_777_216)
+
+# Engine (owner: engine): executing runs, retries, worker loss, schedules, webhooks.
+# "auto": Celery when REDIS_URL is set, else the embedded executor; "inline" executes in the caller.
+FLOWS_EXECUTOR = os.environ.get("FLOWS_EXECUTOR", "auto")
+FLOWS_EMBEDDED_WORKERS = env_int("FLOWS_EMBEDDED_WORKERS", 4)
+# The embedded scheduler thread: "auto" runs it in embedded server processes; "on" / "off".
+FLOWS_SCHEDULER = os.environ.get("FLOWS_SCHEDULER", "auto")
+FLOWS_SCHEDULER_TICK_S = float(os.environ.get("FLOWS_SCHEDULER_TICK_S", "5"))
+# Tries of a step whose error is retryable, and the first backoff (doubling, capped).
+FLOWS_STEP_MAX_ATTEMPTS = env_int("FLOWS_STEP_MAX_ATTEMPTS", 3)
+FLOWS_STEP_RETRY_BACKOFF_S = float(os.environ.get("FLOWS_STEP_RETRY_BACKOFF_S", "1"))
+FLOWS_STEP_RETRY_BACKOFF_MAX_S = float(os.environ.get("FLOWS_STEP_RETRY_BACKOFF_MAX_S", "60"))
+# Time budget of a host-side block (integration or logic) when summing a run's time limit.
+FLOWS_BLOCK_TIMEOUT_S = env_int("FLOWS_BLOCK_TIMEOUT_S", 60)
+FLOWS_RUN_DEFAULT_TIME_LIMIT_S = env_int("FLOWS_RUN_DEFAULT_TIME_LIMIT_S", 600)
+# A run whose worker died is executed again up to this many times in all, then failed.
+FLOWS_RUN_MAX_ATTEMPTS = env_int("FLOWS_RUN_MAX_ATTEMPTS", 2)
+FLOWS_RUN_HEARTBEAT_S = float(os.environ.get("FLOWS_RUN_HEARTBEAT_S", "10"))
+FLOWS_RUN_STALE_S = env_int("FLOWS_RUN_STALE_S", 60)
+# Longest `?wait=` a webhook caller may ask for.
+FLOWS_WEBHOOK_MAX_WAIT_S = float(os.environ.get("FLOWS_WEBHOOK_MAX_WAIT_S", "30"))
+CELERY_BEAT_SCHEDULE = {
+    "flows-sweep-stale-runs": {"task": "flows.sweep_stale_runs", "schedule": 60.0},
+    "flows-prune-runs": {"task": "flows.prune_runs", "schedule": 3600.0},
+}
+# A message is handed to another worker only after this long unacknowledged: above any run.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 6 * 3600}
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # Server threads and the embedded executor write at once: WAL lets readers go on, IMMEDIATE
+    # transactions queue writers on the timeout instead of failing on a lock upgrade.
+    DATABASES["default"]["OPTIONS"].update(
+        transaction_mode="IMMEDIATE",
+        init_command="PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    )
+if FLOWS_DISTRIBUTED:
+    # redis-py reads time out after 5 s by default, exactly as long as channels_redis blocks on
+    # an empty channel: the race closes idle WebSockets with 1011. Give reads more room.
+    CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] = [{"address": REDIS_URL, "socket_timeout": 15}]
+
+# Templates (owner: templates): the folder of template bots that load_templates reads.
+FLOWS_TEMPLATES_DIR = Path(os.environ.get("FLOWS_TEMPLATES_DIR", BASE_DIR / "flow_templates"))
+# A browser watching a busy flow receives every event of every run: let its channel hold a burst.
+CHANNEL_LAYERS["default"].setdefault("CONFIG", {})["capacity"] = 1000

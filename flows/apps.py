@@ -4,3 +4,11 @@ from django.apps import AppConfig
 class FlowsConfig(AppConfig):
     name = "flows"
     verbose_name = "Flows"
+
+    def ready(self) -> None:
+        # Registers the core blocks and the kv.* capabilities; keeps schedules in sync with flows.
+        from flows import blocks  # noqa: F401
+        from flows.engine import embedded, schedule
+
+        schedule.connect_signals()
+        embedded.maybe_start_scheduler()

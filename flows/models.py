@@ -142,6 +142,11 @@ class Run(models.Model):
     error = models.TextField(blank=True)
     output = models.JSONField(null=True, blank=True)
     attempts = models.PositiveIntegerField(default=0)
+    # Token of the dispatch that executes it (or "waiting" while its flow has no free slot).
+    claim = models.CharField(max_length=64, blank=True)
+    # host:pid of the process executing it, and when that process last showed it was alive.
+    worker = models.CharField(max_length=200, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
     rerun_of = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reruns"
     )
@@ -153,6 +158,7 @@ class Run(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["flow", "status"], name="run_flow_status")]
         constraints = [
             models.UniqueConstraint(
                 fields=["flow", "delivery_id"],

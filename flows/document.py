@@ -1,0 +1,350 @@
+"""The flow document: its schema version, structural checks, execution order, export and import.
+
+The document is the draft a user edits and the export/import format; `docs/flow-document.md`
+describes it field by field. The compiler (flows.compiler) checks what this module cannot see on
+its own: blocks, settings, connections, artifacts and templates.
+"""
+
+from __future__ import annotations
+
+import copy
+import heapq
+import re
+from typing import Any
+
+from django.db import transaction
+from django.utils.text import slugify
+
+SCHEMA = "flowbuilder/flow@1"
+STEP_ID = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+SETTING_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+TOP_LEVEL_KEYS = {
+    "schema",
+    "name",
+    "description",
+    "trigger",
+    "settings",
+    "connections",
+    "steps",
+    "edges",
+    "layout",
+}
+STEP_KEYS = {
+    "id",
+    "kind",
+    "config",
+    "grants",
+    "limits",
+    "connection",
+    "retry",
+    "name",
+    "title",
+    "description",
+}
+TRIGGER = "trigger"
+
+
+class Issue(str):
+    """One problem in a document: reads as its message, and carries the step and field it is on."""
+
+    step: str | None
+    field: str | None
+
+    def __new__(cls, message: str, step: str | None = None, field: str | None = None) -> Issue:
+        obj = super().__new__(cls, message)
+        obj.step = step
+        obj.field = field
+        return obj
+
+    @property
+    def message(self) -> str:
+        return str(self)
+
+    def as_dict(self) -> dict[str, str | None]:
+        return {"step": self.step, "field": self.field, "message": str(self)}
+
+
+def issue(step: str | None, field: str | None, text: str) -> Issue:
+    """An issue whose message names its step: "step 'summarise': setting 'x' is required"."""
+    if step == TRIGGER:
+        return Issue(f"trigger: {text}", step, field)
+    if step:
+        return Issue(f"step '{step}': {text}", step, field)
+    return Issue(text, None, field)
+
+
+def empty_document(name: str = "Untitled flow") -> dict[str, Any]:
+    return {
+        "schema": SCHEMA,
+        "name": name,
+        "description": "",
+        "trigger": {"kind": "trigger.manual", "config": {}},
+        "settings": {},
+        "connections": {},
+        "steps": [],
+        "edges": [],
+    }
+
+
+def setting_spec(raw: Any) -> dict[str, Any]:
+    """A setting is {"value", "required", "description", "secret"}; a bare value is shorthand."""
+    if isinstance(raw, dict):
+        return raw
+    return {"value": raw}
+
+
+def check_structure(document: Any) -> list[Issue]:
+    """Shape checks: types, ids, keys. An empty list means the compiler can read it safely."""
+    if not isinstance(document, dict):
+        return [Issue("The flow document must be a JSON object.")]
+    issues: list[Issue] = []
+    schema = document.get("schema")
+    if schema != SCHEMA:
+        issues.append(
+            Issue(
+                f"unsupported schema {schema!r}: this server reads documents with "
+                f'"schema": "{SCHEMA}"',
+                None,
+                "schema",
+            )
+        )
+    for key in sorted(set(document) - TOP_LEVEL_KEYS):
+        issues.append(Issue(f"unknown top-level key '{key}'", None, key))
+    for key in ("name", "description"):
+        if key in document and not isinstance(document[key], str):
+            issues.append(Issue(f"'{key}' must be a string", None, key))
+
+    trigger = document.get("trigger")
+    if not isinstance(trigger, dict) or not isinstance(trigger.get("kind"), str):
+        issues.append(issue(TRIGGER, "kind", 'a trigger with a "kind" is required'))
+    elif not isinstance(trigger.get("config", {}), dict):
+        issues.append(issue(TRIGGER, "config", '"config" must be an object'))
+
+    settings = document.get("settings", {})
+    if not isinstance(settings, dict):
+        issues.append(Issue('"settings" must be an object', None, "settings"))
+    else:
+        for name, raw in settings.items():
+            if not SETTING_NAME.match(name):
+                issues.append(
+                    Issue(
+                        f"setting name '{name}' must start with a letter and hold only letters, "
+                        "digits and underscores",
+                        None,
+                        f"settings.{name}",
+                    )
+                )
+            spec = setting_spec(raw)
+            if "required" in spec and not isinstance(spec["required"], bool):
+                issues.append(
+                    Issue(
+                        f"setting '{name}': 'required' must be true or false",
+                        None,
+                        f"settings.{name}",
+                    )
+                )
+
+    connections = document.get("connections", {})
+    if not isinstance(connections, dict):
+        issues.append(Issue('"connections" must be an object', None, "connections"))
+    else:
+        for alias, spec in connections.items():
+            where = f"connections.{alias}"
+            if not isinstance(spec, dict) or not isinstance(spec.get("service"), str):
+                issues.append(Issue(f"connection '{alias}' needs a \"service\"", None, where))
+                continue
+            ref = spec.get("connection")
+            if ref is not None and (isinstance(ref, bool) or not isinstance(ref, int)):
+                issues.append(
+                    Issue(
+                        f"connection '{alias}': \"connection\" must be the id of one of your "
+                        "connections, or null",
+                        None,
+                        where,
+                    )
+                )
+            if not isinstance(spec.get("limits", {}), dict):
+                issues.append(
+                    Issue(f"connection '{alias}': \"limits\" must be an object", None, where)
+                )
+
+    steps = document.get("steps", [])
+    if not isinstance(steps, list):
+        issues.append(Issue('"steps" must be a list', None, "steps"))
+        steps = []
+    seen: set[str] = set()
+    for index, step in enumerate(steps):
+        if not isinstance(step, dict):
+            issues.append(Issue(f"step {index + 1} must be an object", None, "steps"))
+            continue
+        step_id = step.get("id")
+        if not isinstance(step_id, str) or not STEP_ID.match(step_id) or step_id == TRIGGER:
+            issues.append(
+                Issue(
+                    f"step {index + 1}: id {step_id!r} must start with a lowercase letter and "
+                    "hold only lowercase letters, digits and underscores (and not be 'trigger')",
+                    str(step_id) if step_id is not None else None,
+                    "id",
+                )
+            )
+            continue
+        if step_id in seen:
+            issues.append(issue(step_id, "id", "another step has the same id"))
+        seen.add(step_id)
+        for key in sorted(set(step) - STEP_KEYS):
+            issues.append(issue(step_id, key, f"unknown key '{key}'"))
+        if not isinstance(step.get("kind"), str):
+            issues.append(issue(step_id, "kind", 'a "kind" naming a block is required'))
+        if not isinstance(step.get("config", {}), dict):
+            issues.append(issue(step_id, "config", '"config" must be an object'))
+        grants = step.get("grants", [])
+        if not isinstance(grants, list) or not all(isinstance(g, str) for g in grants):
+            issues.append(issue(step_id, "grants", '"grants" must be a list of capability names'))
+        if not isinstance(step.get("limits", {}), dict):
+            issues.append(issue(step_id, "limits", '"limits" must be an object'))
+        if "connection" in step and not isinstance(step["connection"], str):
+            issues.append(issue(step_id, "connection", '"connection" must name a connection alias'))
+        retry = step.get("retry", {})
+        if not isinstance(retry, dict):
+            issues.append(issue(step_id, "retry", '"retry" must be an object'))
+        else:
+            attempts = retry.get("max_attempts", 1)
+            backoff = retry.get("backoff_s", 0)
+            if (
+                isinstance(attempts, bool)
+                or not isinstance(attempts, int)
+                or not 1 <= attempts <= 10
+            ):
+                issues.append(issue(step_id, "retry", "retry.max_attempts must be 1 to 10"))
+            if (
+                isinstance(backoff, bool)
+                or not isinstance(backoff, int | float)
+                or not 0 <= backoff <= 300
+            ):
+                issues.append(issue(step_id, "retry", "retry.backoff_s must be 0 to 300 seconds"))
+
+    edges = document.get("edges", [])
+    if not isinstance(edges, list) or not all(
+        isinstance(e, list) and len(e) == 2 and all(isinstance(n, str) for n in e) for e in edges
+    ):
+        issues.append(Issue('"edges" must be a list of ["from", "to"] pairs', None, "edges"))
+    return issues
+
+
+def execution_order(document: dict[str, Any]) -> tuple[list[str], list[Issue]]:
+    """Step ids in the order they run: edges decide, the steps list breaks ties.
+
+    Without edges the steps run in list order. With edges, every step must be reachable from the
+    trigger and the graph must have no cycle.
+    """
+    ids = [s["id"] for s in document.get("steps", [])]
+    edges = document.get("edges", [])
+    if not edges:
+        return ids, []
+    index = {step_id: i for i, step_id in enumerate(ids)}
+    nodes = {TRIGGER, *ids}
+    issues: list[Issue] = []
+    successors: dict[str, list[str]] = {n: [] for n in nodes}
+    indegree = dict.fromkeys(ids, 0)
+    for source, target in edges:
+        bad = [n for n in (source, target) if n not in nodes]
+        if bad:
+            issues.append(
+                Issue(f"edge '{source}' → '{target}': step '{bad[0]}' does not exist", None, "edges")
+            )
+            continue
+        if target == TRIGGER:
+            issues.append(Issue("no edge may lead into the trigger", None, "edges"))
+            continue
+        successors[source].append(target)
+        indegree[target] += 1
+
+    reachable = {TRIGGER}
+    stack = [TRIGGER]
+    while stack:
+        for nxt in successors[stack.pop()]:
+            if nxt not in reachable:
+                reachable.add(nxt)
+                stack.append(nxt)
+    for step_id in ids:
+        if step_id not in reachable:
+            issues.append(issue(step_id, "edges", "no edge from the trigger leads to this step"))
+
+    order: list[str] = []
+    remaining = dict(indegree)
+    for nxt in successors[TRIGGER]:
+        remaining[nxt] -= 1
+    ready = [index[s] for s in ids if s in reachable and remaining[s] == 0]
+    heapq.heapify(ready)
+    while ready:
+        current = ids[heapq.heappop(ready)]
+        order.append(current)
+        for nxt in successors[current]:
+            remaining[nxt] -= 1
+            if remaining[nxt] == 0:
+                heapq.heappush(ready, index[nxt])
+    cyclic = [s for s in ids if s in reachable and s not in order]
+    if cyclic:
+        issues.append(
+            Issue(
+                "edges form a cycle through steps " + ", ".join(f"'{s}'" for s in cyclic),
+                cyclic[0],
+                "edges",
+            )
+        )
+    return order, issues
+
+
+def export_document(document: dict[str, Any]) -> dict[str, Any]:
+    """A copy safe to share: connections by alias and service only, secret settings blanked."""
+    exported = copy.deepcopy(document)
+    exported["connections"] = {
+        alias: {"service": spec.get("service")}
+        | ({"limits": spec["limits"]} if spec.get("limits") else {})
+        for alias, spec in (document.get("connections") or {}).items()
+        if isinstance(spec, dict)
+    }
+    for name, raw in list((exported.get("settings") or {}).items()):
+        spec = setting_spec(raw)
+        if spec.get("secret"):
+            exported["settings"][name] = {**spec, "value": ""}
+    return exported
+
+
+def _unique_slug(owner, base: str) -> str:
+    from flows.models import Flow
+
+    base = slugify(base)[:180] or "flow"
+    slug, n = base, 1
+    while Flow.objects.filter(owner=owner, slug=slug).exists():
+        n += 1
+        slug = f"{base}-{n}"
+    return slug
+
+
+def import_document(document: dict[str, Any], owner, name: str = ""):
+    """Create a draft flow for `owner`; each connection alias binds to the owner's only
+    connection of that service, if there is exactly one (otherwise it stays unbound)."""
+    from flows.models import Flow
+    from integrations.models import Connection
+
+    problems = check_structure(document)
+    if problems:
+        raise ValueError("; ".join(problems))
+    document = copy.deepcopy(document)
+    for spec in (document.get("connections") or {}).values():
+        candidates = list(
+            Connection.objects.owned_by(owner)
+            .filter(service=spec["service"])
+            .values_list("id", flat=True)[:2]
+        )
+        spec["connection"] = candidates[0] if len(candidates) == 1 else None
+    title = name or document.get("name") or "Imported flow"
+    with transaction.atomic():
+        return Flow.objects.create(
+            owner=owner,
+            name=title,
+            slug=_unique_slug(owner, title),
+            description=document.get("description", ""),
+            document=document,
+        )

@@ -1,0 +1,119 @@
+"""Send run events to Channels groups from the threads and processes that execute runs.
+
+Events of one run must arrive in the order they happened, and sending must not slow the step
+that logs. So each process keeps one sender: a queue drained by a single task on an event loop.
+
+- With the in-memory channel layer (embedded mode) the WebSocket consumers live on the ASGI
+  server's event loop, and its queues may only be touched from that loop: the server registers
+  its loop (`attach_loop`, called by consumers and async views) and the sender runs there.
+  Without a registered loop no consumer exists in this process, so there is nobody to tell.
+- With a networked layer (Redis) the sender runs on a private event loop thread, which keeps one
+  connection pool for the life of the process, instead of `async_to_sync` building a new event
+  loop (and a new Redis connection) for every message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+from typing import Any
+
+from channels.layers import InMemoryChannelLayer, get_channel_layer
+
+logger = logging.getLogger(__name__)
+
+MESSAGE_TYPE = "flows.event"
+
+
+class _Sender:
+    def __init__(self, loop: asyncio.AbstractEventLoop):
+        self.loop = loop
+        self.queue: asyncio.Queue | None = None
+        self.ready = threading.Event()
+        if _running_loop() is loop:
+            self._start()
+        else:
+            loop.call_soon_threadsafe(self._start)
+
+    def _start(self) -> None:
+        self.queue = asyncio.Queue()
+        self.loop.create_task(self._drain())
+        self.ready.set()
+
+    async def _drain(self) -> None:
+        layer = get_channel_layer()
+        while True:
+            groups, message = await self.queue.get()
+            for group in groups:
+                try:
+                    await layer.group_send(group, message)
+                except Exception:  # a lost event must not stop the ones after it
+                    logger.exception("could not send a run event to %s", group)
+            self.queue.task_done()
+
+    def put(self, groups: tuple[str, ...], message: dict[str, Any]) -> None:
+        if _running_loop() is self.loop:
+            self.queue.put_nowait((groups, message))
+            return
+        self.ready.wait(5)
+        self.loop.call_soon_threadsafe(self.queue.put_nowait, (groups, message))
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+_lock = threading.Lock()
+_server_loop: asyncio.AbstractEventLoop | None = None
+_sender: _Sender | None = None
+_sender_pid: int | None = None
+
+
+def attach_loop(loop: asyncio.AbstractEventLoop) -> None:
+    """Called from the ASGI server's event loop: in-memory layer events are delivered there."""
+    global _server_loop
+    if _server_loop is None or _server_loop.is_closed():
+        _server_loop = loop
+
+
+def _private_loop() -> asyncio.AbstractEventLoop:
+    loop = asyncio.new_event_loop()
+    threading.Thread(target=loop.run_forever, name="flows-broadcast", daemon=True).start()
+    return loop
+
+
+def _get_sender() -> _Sender | None:
+    global _sender, _sender_pid
+    pid = os.getpid()
+    if _sender is not None and _sender_pid == pid and not _sender.loop.is_closed():
+        return _sender
+    with _lock:
+        if _sender is not None and _sender_pid == pid and not _sender.loop.is_closed():
+            return _sender
+        if isinstance(get_channel_layer(), InMemoryChannelLayer):
+            if _server_loop is None or _server_loop.is_closed():
+                return None
+            loop = _server_loop
+        else:
+            loop = _private_loop()
+        _sender, _sender_pid = _Sender(loop), pid
+        return _sender
+
+
+def send(groups: tuple[str, ...], event: dict[str, Any]) -> None:
+    """Queue `event` for the groups; returns at once, delivery keeps the order of calls."""
+    sender = _get_sender()
+    if sender is not None:
+        sender.put(groups, {"type": MESSAGE_TYPE, "event": event})
+
+
+async def asend(groups: tuple[str, ...], event: dict[str, Any]) -> None:
+    """Send from async code running on the server's loop (in order with its other sends)."""
+    layer = get_channel_layer()
+    for group in groups:
+        await layer.group_send(group, {"type": MESSAGE_TYPE, "event": event})

@@ -1,0 +1,116 @@
+"""The embedded mode's executor and scheduler: threads inside the one server process.
+
+Used when REDIS_URL is unset (`make run`). Runs execute in a ThreadPoolExecutor started on the
+first dispatch; in a server process (daphne, uvicorn, runserver) a scheduler thread also fires
+due schedules, sweeps runs whose process died and prunes old runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from django.conf import settings
+from django.db import close_old_connections
+
+logger = logging.getLogger(__name__)
+
+SERVER_PROGRAMS = {"daphne", "uvicorn", "gunicorn", "hypercorn"}
+SWEEP_EVERY_S = 60
+PRUNE_EVERY_S = 3600
+
+_lock = threading.Lock()
+_state: dict = {"executor": None, "pid": None, "scheduler": None}
+
+
+def _execute(run_id: int, token: str) -> None:
+    from flows.engine.executor import execute_run
+
+    try:
+        execute_run(run_id, token)
+    except Exception:  # the pool thread must survive for the next run
+        logger.exception("embedded executor: run %s failed", run_id)
+
+
+def _executor() -> ThreadPoolExecutor:
+    if _state["executor"] is not None and _state["pid"] == os.getpid():
+        return _state["executor"]
+    with _lock:
+        if _state["executor"] is None or _state["pid"] != os.getpid():
+            _state["executor"] = ThreadPoolExecutor(
+                max_workers=settings.FLOWS_EMBEDDED_WORKERS, thread_name_prefix="flows-run"
+            )
+            _state["pid"] = os.getpid()
+    return _state["executor"]
+
+
+def submit(run_id: int, token: str) -> None:
+    _executor().submit(_execute, run_id, token)
+
+
+def is_server_process(argv: list[str] | None = None) -> bool:
+    """Whether this process serves requests (and so should run the embedded scheduler)."""
+    argv = sys.argv if argv is None else argv
+    if not argv:
+        return False
+    program = os.path.basename(argv[0])
+    if program == "__main__.py":  # python -m uvicorn ...
+        program = os.path.basename(os.path.dirname(argv[0]))
+    if program in SERVER_PROGRAMS:
+        return True
+    if program == "manage.py" and len(argv) > 1 and argv[1] == "runserver":
+        # With the autoreloader only the child (RUN_MAIN) serves.
+        return os.environ.get("RUN_MAIN") == "true" or "--noreload" in argv
+    return False
+
+
+def _scheduler_loop() -> None:
+    from flows.engine.executor import recover_local_runs, sweep_stale_runs
+    from flows.engine.retention import prune_runs
+    from flows.engine.schedule import Scheduler
+
+    tick = settings.FLOWS_SCHEDULER_TICK_S
+    time.sleep(tick)
+    try:
+        recover_local_runs()
+    except Exception:
+        logger.exception("embedded scheduler: recovering runs failed")
+    scheduler = Scheduler()
+    last_sweep = last_prune = time.monotonic()
+    while True:
+        try:
+            scheduler.tick()
+            if time.monotonic() - last_sweep >= SWEEP_EVERY_S:
+                last_sweep = time.monotonic()
+                sweep_stale_runs()
+            if time.monotonic() - last_prune >= PRUNE_EVERY_S:
+                last_prune = time.monotonic()
+                prune_runs()
+        except Exception:  # a bad tick must not stop the schedules
+            logger.exception("embedded scheduler tick failed")
+        finally:
+            close_old_connections()
+        time.sleep(tick)
+
+
+def start_scheduler() -> bool:
+    """Start the scheduler thread once per process; False when it already runs."""
+    with _lock:
+        if _state["scheduler"] == os.getpid():
+            return False
+        _state["scheduler"] = os.getpid()
+    threading.Thread(target=_scheduler_loop, name="flows-scheduler", daemon=True).start()
+    return True
+
+
+def maybe_start_scheduler() -> None:
+    """Called at app start: embedded mode, in a server process, unless turned off."""
+    choice = settings.FLOWS_SCHEDULER
+    if choice == "off" or settings.FLOWS_DISTRIBUTED and choice != "on":
+        return
+    if choice == "on" or is_server_process():
+        start_scheduler()

@@ -1,0 +1,130 @@
+"""Run events: numbered log lines (redacted, saved, then sent live), step and run status changes.
+
+Every event goes to the run's group (`run-<id>`) and the flow's group (`flow-<id>`) as JSON with a
+server-rendered `html` fragment the browser can append. A log line is saved before it is sent,
+so a client that reads the saved lines after subscribing misses none (see flows.consumers).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from django.db.models import Max
+from django.template.loader import render_to_string
+from django.utils import timezone
+
+from flows.engine import broadcast
+from flows.models import LogLine, Run, StepRun
+
+LEVELS = {
+    "debug": "debug",
+    "info": "info",
+    "warn": "warning",
+    "warning": "warning",
+    "error": "error",
+}
+MAX_MESSAGE_CHARS = 16_384
+REDACTED = "[redacted]"
+# Secrets shorter than this would redact ordinary words; they are too weak to be worth leaking less.
+MIN_SECRET_CHARS = 4
+
+
+def run_group(run_id: int) -> str:
+    return f"run-{run_id}"
+
+
+def flow_group(flow_id: int) -> str:
+    return f"flow-{flow_id}"
+
+
+class Redactor:
+    """Replaces every known secret value in a text with [redacted]."""
+
+    def __init__(self, secrets: Iterable[Any] = ()):
+        values = {s for s in secrets if isinstance(s, str) and len(s) >= MIN_SECRET_CHARS}
+        self.values = sorted(values, key=len, reverse=True)
+
+    def __call__(self, text: str) -> str:
+        for value in self.values:
+            if value in text:
+                text = text.replace(value, REDACTED)
+        return text
+
+
+def log_event(run_id: int, line: LogLine) -> dict[str, Any]:
+    event = {
+        "type": "log",
+        "run": run_id,
+        "seq": line.seq,
+        "step": line.step_id,
+        "level": line.level,
+        "message": line.message,
+        "time": line.time.isoformat(),
+    }
+    event["html"] = render_to_string("flows/_log_line.html", {"line": event})
+    return event
+
+
+def step_event(step: StepRun) -> dict[str, Any]:
+    event = {
+        "type": "step",
+        "run": step.run_id,
+        "step": step.step_id,
+        "kind": step.kind,
+        "position": step.position,
+        "status": step.status,
+        "attempt": step.attempt,
+        "duration_ms": round(step.duration_ms, 3),
+        "fuel_used": step.fuel_used,
+        "error": step.error,
+    }
+    event["html"] = render_to_string("flows/_step_status.html", {"step": event})
+    return event
+
+
+def run_event(run: Run) -> dict[str, Any]:
+    return {
+        "type": "run",
+        "run": run.pk,
+        "flow": run.flow_id,
+        "status": run.status,
+        "error": run.error,
+        "attempts": run.attempts,
+        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+    }
+
+
+def send(run: Run, event: dict[str, Any]) -> None:
+    broadcast.send((run_group(run.pk), flow_group(run.flow_id)), event)
+
+
+class RunLog:
+    """Appends log lines to one run. Thread-safe: capability calls may log from other threads."""
+
+    def __init__(self, run: Run, redact: Callable[[str], str] | None = None):
+        self.run = run
+        self.redact = redact or Redactor()
+        self.lock = threading.Lock()
+        self.seq = LogLine.objects.filter(run=run).aggregate(m=Max("seq"))["m"] or 0
+
+    def write(self, step_id: str, level: str, message: str) -> None:
+        level = LEVELS.get(str(level).lower(), "info")
+        text = self.redact(str(message))
+        if len(text) > MAX_MESSAGE_CHARS:
+            text = text[:MAX_MESSAGE_CHARS] + f"… [{len(text) - MAX_MESSAGE_CHARS} characters cut]"
+        with self.lock:
+            self.seq += 1
+            line = LogLine.objects.create(
+                run=self.run,
+                seq=self.seq,
+                step_id=step_id,
+                level=level,
+                message=text,
+                time=timezone.now(),
+            )
+            send(self.run, log_event(self.run.pk, line))
+
+    def for_step(self, step_id: str) -> Callable[[str, str], None]:
+        return lambda level, message: self.write(step_id, level, message)

@@ -1,0 +1,36 @@
+"""Celery tasks: execute a run, fire a schedule, sweep stale runs, prune old runs.
+
+`execute_run` acknowledges its message only when done (acks_late) and hands it back when the
+worker process dies (reject_on_worker_lost), so a lost run comes back to the engine, which
+resumes it or fails it with the reason (see flows.engine.executor). Time limits are set per run
+from its plan when it is enqueued.
+"""
+
+from celery import shared_task
+
+from flows.engine import executor, retention, schedule
+
+
+@shared_task(
+    name="flows.execute_run",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    ignore_result=True,
+)
+def execute_run(run_id: int, token: str) -> str:
+    return executor.execute_run(run_id, token)
+
+
+@shared_task(name=schedule.TASK_NAME, ignore_result=True)
+def fire_schedule(flow_id: int) -> str:
+    return schedule.fire(flow_id)
+
+
+@shared_task(name="flows.sweep_stale_runs", ignore_result=True)
+def sweep_stale_runs() -> dict:
+    return executor.sweep_stale_runs()
+
+
+@shared_task(name="flows.prune_runs", ignore_result=True)
+def prune_runs() -> dict:
+    return retention.prune_runs()

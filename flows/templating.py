@@ -1,0 +1,149 @@
+"""Field values as Jinja2 templates, evaluated in a sandbox with `event`, `settings`, `steps`, `run`.
+
+A string that is exactly one expression (`"{{ steps.fetch.items }}"`) evaluates to the value
+itself (a list stays a list); any other string containing `{{` or `{%` renders to text. Missing
+keys are lenient (`{{ event.body.missing }}` renders empty and compares false), so optional
+webhook fields need no guards. The compiler uses `references()` to check, before deploying,
+that every `steps.X` names an earlier step and every `settings.Y` exists.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+from jinja2 import ChainableUndefined, TemplateSyntaxError, Undefined, nodes
+from jinja2.sandbox import SandboxedEnvironment
+
+
+
+class _Environment(SandboxedEnvironment):
+    """Keys of JSON objects win over dict methods: `event.body.items` is the "items" field."""
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if isinstance(obj, dict) and attribute in obj:
+            return obj[attribute]
+        return super().getattr(obj, attribute)
+
+
+ENV = _Environment(undefined=ChainableUndefined, autoescape=False, keep_trailing_newline=True)
+_SINGLE_EXPRESSION = re.compile(r"^\{\{(?P<expr>(?:(?!\}\}).)*)\}\}$", re.DOTALL)
+
+
+class TemplateError(Exception):
+    """A template that cannot be parsed or evaluated; the message says where and why."""
+
+
+def is_template(value: Any) -> bool:
+    return isinstance(value, str) and ("{{" in value or "{%" in value)
+
+
+@lru_cache(maxsize=2048)
+def _template(source: str):
+    return ENV.from_string(source)
+
+
+@lru_cache(maxsize=2048)
+def _expression(source: str):
+    return ENV.compile_expression(source, undefined_to_none=False)
+
+
+def _native(value: Any) -> Any:
+    """Undefined values become None so they can be stored as JSON."""
+    if isinstance(value, Undefined):
+        return None
+    return value
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, TemplateSyntaxError):
+        return f"template error at line {exc.lineno}: {exc.message}"
+    return f"template error: {exc}"
+
+
+def render_value(value: Any, context: dict[str, Any]) -> Any:
+    """Render every template string inside `value` (recursively through lists and dicts)."""
+    if isinstance(value, str):
+        if not is_template(value):
+            return value
+        try:
+            single = _SINGLE_EXPRESSION.match(value.strip())
+            if single and "{{" not in single.group("expr"):
+                return _native(_expression(single.group("expr").strip())(**context))
+            return _template(value).render(**context)
+        except Exception as exc:  # noqa: BLE001 - any failure inside a user's template is theirs
+            raise TemplateError(_describe(exc)) from exc
+    if isinstance(value, list):
+        return [render_value(item, context) for item in value]
+    if isinstance(value, dict):
+        return {key: render_value(item, context) for key, item in value.items()}
+    return value
+
+
+def evaluate(expression: str, context: dict[str, Any]) -> Any:
+    """Evaluate a bare Jinja2 expression (`event.action == "opened"`)."""
+    try:
+        return _native(_expression(expression)(**context))
+    except Exception as exc:  # noqa: BLE001
+        raise TemplateError(_describe(exc)) from exc
+
+
+@dataclass
+class References:
+    steps: set[str] = field(default_factory=set)
+    settings: set[str] = field(default_factory=set)
+
+
+def _collect(tree: nodes.Node, refs: References) -> None:
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        base = node.node
+        if not isinstance(base, nodes.Name) or base.name not in ("steps", "settings"):
+            continue
+        if isinstance(node, nodes.Getattr):
+            key = node.attr
+        elif isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
+            key = node.arg.value
+        else:
+            continue
+        (refs.steps if base.name == "steps" else refs.settings).add(key)
+
+
+def check_template(value: Any, refs: References) -> None:
+    """Parse every template inside `value`, adding what it references; raises TemplateError."""
+    if isinstance(value, str):
+        if is_template(value):
+            try:
+                _collect(ENV.parse(value), refs)
+            except TemplateSyntaxError as exc:
+                raise TemplateError(_describe(exc)) from exc
+    elif isinstance(value, list):
+        for item in value:
+            check_template(item, refs)
+    elif isinstance(value, dict):
+        for item in value.values():
+            check_template(item, refs)
+
+
+def check_expression(expression: str, refs: References) -> None:
+    """Parse a bare expression, adding what it references; raises TemplateError."""
+    try:
+        _collect(ENV.parse("{{ " + expression + " }}"), refs)
+    except TemplateSyntaxError as exc:
+        raise TemplateError(_describe(exc)) from exc
+
+
+# Python steps read `ctx.settings["x"]`, `ctx.steps.get("y")`: enough for the compiler to check.
+_PY_REF = re.compile(
+    r"\b(?P<base>settings|steps)(?:\[\s*(?P<q1>['\"])(?P<k1>[^'\"]+)(?P=q1)\s*\]"
+    r"|\.get\(\s*(?P<q2>['\"])(?P<k2>[^'\"]+)(?P=q2))"
+)
+
+
+def python_references(source: str) -> References:
+    refs = References()
+    for match in _PY_REF.finditer(source):
+        key = match.group("k1") or match.group("k2")
+        (refs.steps if match.group("base") == "steps" else refs.settings).add(key)
+    return refs

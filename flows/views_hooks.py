@@ -1,0 +1,210 @@
+"""Generic webhook trigger: POST /hooks/<token>/ starts a run; GET /hooks/<token>/runs/<id>/ tells
+how it went. The unguessable token in the URL is the credential, so answers are JSON only and
+never reveal anything about other flows.
+
+`?wait=N` (seconds, capped by FLOWS_WEBHOOK_MAX_WAIT_S) answers with the run's output once it
+finishes, which turns a flow into a serverless function; a run that takes longer gets the usual
+202 with its status URL. A delivery id header (X-Delivery-Id, X-GitHub-Delivery) makes retried
+deliveries run once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpRequest, JsonResponse
+from django.urls import reverse
+from django.views.decorators.csrf import csrf_exempt
+
+from flows.engine import FlowNotDeployed, FlowPaused, broadcast, logs, start_run
+from flows.models import Flow, Run
+
+DELIVERY_HEADERS = ("X-Delivery-Id", "X-GitHub-Delivery")
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+# Request headers never copied into the event: they carry the caller's own credentials.
+PRIVATE_HEADERS = {"cookie", "authorization", "proxy-authorization"}
+
+
+class BadRequest(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def _error(status: int, message: str) -> JsonResponse:
+    return JsonResponse({"error": message}, status=status)
+
+
+def _status_url(request: HttpRequest, token: str, run_id: int) -> str:
+    return request.build_absolute_uri(reverse("flows:hook_run", args=[token, run_id]))
+
+
+def _parse_body(request: HttpRequest) -> Any:
+    limit = settings.FLOWS_WEBHOOK_MAX_BYTES
+    too_big = BadRequest(
+        413, f"The request body is larger than this server's limit of {limit} bytes."
+    )
+    declared = request.META.get("CONTENT_LENGTH") or "0"
+    if declared.isdigit() and int(declared) > limit:
+        raise too_big
+    try:
+        raw = request.body
+    except RequestDataTooBig:
+        raise too_big from None
+    if len(raw) > limit:
+        raise too_big
+    content_type = request.content_type or ""
+    if content_type in FORM_TYPES:
+        return {
+            key: values[0] if len(values) == 1 else values for key, values in request.POST.lists()
+        }
+    if not raw.strip():
+        return None
+    try:
+        text = raw.decode(request.encoding or "utf-8")
+    except UnicodeDecodeError:
+        raise BadRequest(400, "The request body is not valid UTF-8 text.") from None
+    if content_type == "application/json" or content_type.endswith("+json"):
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise BadRequest(
+                400,
+                f"The request body is not valid JSON: {exc.msg} at line {exc.lineno} "
+                f"column {exc.colno}.",
+            ) from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _event(request: HttpRequest, body: Any) -> dict[str, Any]:
+    return {
+        "method": request.method,
+        "path": request.path,
+        "query": {key: request.GET.get(key) for key in request.GET},
+        "headers": {
+            key.lower(): value
+            for key, value in request.headers.items()
+            if key.lower() not in PRIVATE_HEADERS
+        },
+        "body": body,
+    }
+
+
+def _wait_seconds(request: HttpRequest) -> float:
+    raw = request.GET.get("wait")
+    if raw is None:
+        return 0.0
+    try:
+        wait = float(raw)
+    except ValueError:
+        raise BadRequest(400, "?wait= must be a number of seconds.") from None
+    return max(0.0, min(wait, settings.FLOWS_WEBHOOK_MAX_WAIT_S))
+
+
+def _run_answer(run: Run) -> dict[str, Any]:
+    return {
+        "run_id": run.pk,
+        "status": run.status,
+        "output": run.output,
+        "error": run.error,
+        "created_at": run.created_at.isoformat(),
+        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+    }
+
+
+def _start(token: str, event: dict, delivery_id: str) -> tuple[Run, bool]:
+    flow = Flow.objects.select_related("current_version").filter(webhook_token=token).first()
+    if flow is None:
+        raise BadRequest(404, "No flow has this webhook URL.")
+    trigger = ((flow.current_version.plan if flow.current_version else {}) or {}).get("trigger", {})
+    try:
+        if flow.status == Flow.Status.ACTIVE and trigger.get("kind") != "trigger.webhook":
+            raise BadRequest(
+                409,
+                f"The flow '{flow.name}' is triggered by '{trigger.get('kind')}', not by "
+                "webhooks: change its trigger to Webhook and deploy it.",
+            )
+        return start_run(flow, trigger="webhook", event=event, delivery_id=delivery_id)
+    except (FlowPaused, FlowNotDeployed) as exc:
+        raise BadRequest(409, str(exc)) from None
+
+
+def _finished_run(run_id: int) -> Run | None:
+    run = Run.objects.filter(pk=run_id).first()
+    return run if run is not None and run.is_finished else None
+
+
+async def _wait_for(run_id: int, seconds: float) -> Run | None:
+    """The run once finished, or None after `seconds`; woken by the run's channel group."""
+    from channels.layers import get_channel_layer
+
+    broadcast.attach_loop(asyncio.get_running_loop())
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+    group = logs.run_group(run_id)
+    await layer.group_add(group, channel)
+    deadline = time.monotonic() + seconds
+    try:
+        run = await sync_to_async(_finished_run)(run_id)
+        while run is None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            try:
+                message = await asyncio.wait_for(layer.receive(channel), remaining)
+            except TimeoutError:
+                return None
+            if message.get("event", {}).get("type") == "run":
+                run = await sync_to_async(_finished_run)(run_id)
+        return run
+    finally:
+        await layer.group_discard(group, channel)
+
+
+@csrf_exempt
+async def hook(request: HttpRequest, token: str) -> JsonResponse:
+    broadcast.attach_loop(asyncio.get_running_loop())
+    if request.method != "POST":
+        return _error(405, "Send the event with POST.")
+    try:
+        wait = _wait_seconds(request)
+        body = _parse_body(request)
+        delivery_id = next(
+            (request.headers[h] for h in DELIVERY_HEADERS if request.headers.get(h)), ""
+        )
+        run, created = await sync_to_async(_start)(token, _event(request, body), delivery_id)
+    except BadRequest as exc:
+        return _error(exc.status, exc.message)
+    answer = {
+        "run_id": run.pk,
+        "status": run.status,
+        "status_url": _status_url(request, token, run.pk),
+    }
+    if not created:
+        return JsonResponse({**answer, "duplicate": True}, status=200)
+    if wait:
+        finished = await _wait_for(run.pk, wait)
+        if finished is not None:
+            return JsonResponse({**_run_answer(finished), "status_url": answer["status_url"]})
+    return JsonResponse(answer, status=202)
+
+
+def _run_status(token: str, run_id: int) -> Run | None:
+    return Run.objects.filter(pk=run_id, flow__webhook_token=token).first()
+
+
+async def hook_run(request: HttpRequest, token: str, run_id: int) -> JsonResponse:
+    run = await sync_to_async(_run_status)(token, run_id)
+    if run is None:
+        return _error(404, "No run with this id belongs to this webhook.")
+    return JsonResponse(_run_answer(run))

@@ -1,0 +1,288 @@
+"""One connection form per service: which fields are settings (config) and which are secrets.
+
+Secret fields are password inputs that never render a value: after saving, only the last four
+characters show (as a hint), and leaving a secret empty when editing keeps the saved one.
+
+    form = form_for("github")(request.POST or None, owner=request.user, instance=connection)
+    if form.is_valid():
+        connection = form.save()
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, ClassVar
+
+from django import forms
+
+from integrations.models import Connection
+from integrations.services.http import HEADER_SECRET_PREFIX
+
+HEADER_LINE = re.compile(r"^(?P<name>[A-Za-z0-9!#$%&'*+.^_`|~-]+)\s*:\s*(?P<value>.+)$")
+
+
+def _secret_field(label: str, *, required: bool, help_text: str = "") -> forms.CharField:
+    return forms.CharField(
+        label=label,
+        required=required,
+        help_text=help_text,
+        strip=True,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+    )
+
+
+class ConnectionForm(forms.ModelForm):
+    """The name, the service's config fields and its secret fields."""
+
+    service: ClassVar[str] = ""
+    title: ClassVar[str] = ""
+    # How to obtain the credentials, shown above the form.
+    instructions: ClassVar[str] = ""
+    config_fields: ClassVar[tuple[str, ...]] = ()
+    secret_fields: ClassVar[tuple[str, ...]] = ()
+
+    class Meta:
+        model = Connection
+        fields = ["name"]
+
+    def __init__(self, *args: Any, owner, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk and self.instance.service != self.service:
+            raise ValueError(
+                f"A {self.instance.service} connection cannot be edited with the {self.service} "
+                "form."
+            )
+        self.owner = owner
+        self.instance.owner = owner
+        self.instance.service = self.service
+        for name in self.config_fields:
+            if name in (self.instance.config or {}):
+                self.fields[name].initial = self.instance.config[name]
+        hints = self.saved_hints()
+        for name in self.secret_fields:
+            if name in hints:
+                field = self.fields[name]
+                field.required = False
+                field.widget.attrs["placeholder"] = f"\u2022\u2022\u2022\u2022{hints[name]}"
+                field.help_text = (
+                    f"Saved; it ends in \u2026{hints[name]}. Leave empty to keep it. "
+                    + field.help_text
+                ).strip()
+
+    def saved_hints(self) -> dict[str, str]:
+        """Hints of the saved secrets, by form field."""
+        return dict(self.instance.secret_hints or {}) if self.instance.pk else {}
+
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"].strip()
+        taken = Connection.objects.owned_by(self.owner).filter(name=name)
+        if self.instance.pk:
+            taken = taken.exclude(pk=self.instance.pk)
+        if taken.exists():
+            raise forms.ValidationError("You already have a connection with this name.")
+        return name
+
+    def new_secrets(self) -> dict[str, Any]:
+        """The secrets typed in this time (empty fields are left out)."""
+        return {n: self.cleaned_data[n] for n in self.secret_fields if self.cleaned_data.get(n)}
+
+    def merged_secrets(self) -> dict[str, Any]:
+        saved = self.instance.get_secrets() if self.instance.pk else {}
+        return {**saved, **self.new_secrets()}
+
+    def save(self, commit: bool = True) -> Connection:
+        connection = super().save(commit=False)
+        connection.config = {
+            name: self.cleaned_data[name]
+            for name in self.config_fields
+            if self.cleaned_data.get(name) not in (None, "")
+        }
+        connection.set_secrets(self.merged_secrets())
+        if commit:
+            connection.save()
+        return connection
+
+
+class GitHubConnectionForm(ConnectionForm):
+    service = "github"
+    title = "GitHub"
+    instructions = (
+        "Create a fine-grained personal access token at GitHub → Settings → Developer settings → "
+        "Personal access tokens, for the repositories the bot works on, with the permissions "
+        "Pull requests: read and write, Issues: read and write, Contents: read."
+    )
+    config_fields = ("api_url",)
+    secret_fields = ("token",)
+
+    api_url = forms.URLField(
+        label="API URL",
+        assume_scheme="https",
+        required=False,
+        help_text="Only for GitHub Enterprise Server, e.g. https://github.example.com/api/v3.",
+    )
+    token = _secret_field("Token", required=True)
+
+
+class LLMConnectionForm(ConnectionForm):
+    service = "llm"
+    title = "LLM (OpenAI-compatible)"
+    instructions = (
+        "Any server that speaks OpenAI's chat completions API. OpenAI: base URL "
+        "https://api.openai.com/v1 and an API key from platform.openai.com. Ollama: "
+        "http://localhost:11434/v1, no key. llama.cpp's llama-server: http://localhost:8080/v1."
+    )
+    config_fields = ("base_url", "model", "context_size")
+    secret_fields = ("api_key",)
+
+    base_url = forms.URLField(
+        label="Base URL",
+        assume_scheme="https",
+        initial="https://api.openai.com/v1",
+        help_text="Usually ends in /v1.",
+    )
+    model = forms.CharField(label="Model", help_text="e.g. gpt-4o-mini, llama3.1, qwen2.5-coder")
+    context_size = forms.IntegerField(
+        label="Context size (tokens)",
+        required=False,
+        min_value=256,
+        help_text="When set, long prompts are trimmed to fit (about 4 characters a token).",
+    )
+    api_key = _secret_field("API key", required=False, help_text="Local servers need none.")
+
+
+class SlackConnectionForm(ConnectionForm):
+    service = "slack"
+    title = "Slack"
+    instructions = (
+        "Either an incoming webhook URL (Slack app → Incoming Webhooks; posts to one channel), or "
+        "a bot token (xoxb-..., scope chat:write; invite the bot to each channel it posts to)."
+    )
+    config_fields = ("default_channel",)
+    secret_fields = ("webhook_url", "bot_token")
+
+    webhook_url = _secret_field("Incoming webhook URL", required=False)
+    bot_token = _secret_field("Bot token", required=False)
+    default_channel = forms.CharField(
+        label="Default channel", required=False, help_text="#name or id, for the bot token."
+    )
+
+    def clean_webhook_url(self) -> str:
+        url = self.cleaned_data.get("webhook_url", "")
+        if url and not url.startswith(("https://", "http://")):
+            raise forms.ValidationError("An incoming webhook URL starts with https://.")
+        return url
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if not any(self.merged_secrets().get(n) for n in self.secret_fields):
+            raise forms.ValidationError("Give an incoming webhook URL or a bot token.")
+        return cleaned
+
+
+class DiscordConnectionForm(ConnectionForm):
+    service = "discord"
+    title = "Discord"
+    instructions = (
+        "In the channel's settings → Integrations → Webhooks → New Webhook → Copy Webhook URL."
+    )
+    secret_fields = ("webhook_url",)
+
+    webhook_url = _secret_field("Webhook URL", required=True)
+
+    def clean_webhook_url(self) -> str:
+        url = self.cleaned_data.get("webhook_url", "")
+        if url and "/api/webhooks/" not in url:
+            raise forms.ValidationError(
+                "A Discord webhook URL looks like https://discord.com/api/webhooks/<id>/<token>."
+            )
+        return url
+
+
+class TelegramConnectionForm(ConnectionForm):
+    service = "telegram"
+    title = "Telegram"
+    instructions = (
+        "Talk to @BotFather on Telegram, send /newbot, and paste the token it gives "
+        "(123456789:AA...)."
+    )
+    config_fields = ("default_chat_id",)
+    secret_fields = ("bot_token",)
+
+    bot_token = _secret_field("Bot token", required=True)
+    default_chat_id = forms.CharField(
+        label="Default chat id", required=False, help_text="A user, group or @channel."
+    )
+
+    def clean_bot_token(self) -> str:
+        token = self.cleaned_data.get("bot_token", "")
+        if token and not re.fullmatch(r"\d+:[A-Za-z0-9_-]{20,}", token):
+            raise forms.ValidationError("A bot token looks like 123456789:AA... (from @BotFather).")
+        return token
+
+
+class HttpConnectionForm(ConnectionForm):
+    service = "http"
+    title = "HTTP"
+    instructions = (
+        "Headers added to every HTTP request of the flows that use this connection, such as an "
+        "API key, kept secret from the steps; and an optional base URL for relative URLs."
+    )
+    config_fields = ("base_url",)
+    secret_fields = ("headers",)
+
+    base_url = forms.URLField(label="Base URL", required=False, assume_scheme="https")
+    headers = forms.CharField(
+        label="Secret headers",
+        required=False,
+        strip=True,
+        help_text="One per line, e.g. Authorization: Bearer abc123. Replaces the saved ones.",
+        widget=forms.Textarea(attrs={"rows": 3, "autocomplete": "off"}),
+    )
+
+    def clean_headers(self) -> dict[str, str]:
+        parsed: dict[str, str] = {}
+        for number, line in enumerate(self.cleaned_data.get("headers", "").splitlines(), 1):
+            if not line.strip():
+                continue
+            match = HEADER_LINE.match(line.strip())
+            if not match:
+                raise forms.ValidationError(f"Line {number} is not of the form Name: value.")
+            parsed[HEADER_SECRET_PREFIX + match["name"]] = match["value"].strip()
+        return parsed
+
+    def saved_hints(self) -> dict[str, str]:
+        hints = super().saved_hints()
+        names = [
+            k[len(HEADER_SECRET_PREFIX) :] for k in hints if k.startswith(HEADER_SECRET_PREFIX)
+        ]
+        if names:
+            hints["headers"] = ", ".join(
+                f"{n} \u2026{hints[HEADER_SECRET_PREFIX + n]}" for n in names
+            )
+        return hints
+
+    def new_secrets(self) -> dict[str, Any]:
+        return dict(self.cleaned_data.get("headers") or {})
+
+    def merged_secrets(self) -> dict[str, Any]:
+        # Typed headers replace the saved set whole; an empty field keeps it.
+        new = self.new_secrets()
+        return new if new or not self.instance.pk else self.instance.get_secrets()
+
+
+SERVICE_FORMS: dict[str, type[ConnectionForm]] = {
+    form.service: form
+    for form in (
+        GitHubConnectionForm,
+        LLMConnectionForm,
+        SlackConnectionForm,
+        DiscordConnectionForm,
+        TelegramConnectionForm,
+        HttpConnectionForm,
+    )
+}
+
+
+def form_for(service: str) -> type[ConnectionForm]:
+    """The connection form class of a service; KeyError for an unknown service."""
+    return SERVICE_FORMS[service]

@@ -1,0 +1,523 @@
+"""GitHub: pull requests, issue comments (with a hidden marker to find our own), labels, issues.
+
+A thin client on the shared HTTP path rather than a GitHub library: every call then gets the same
+timeouts, retries, size cap and worded errors as the other services, and nothing heavy is added.
+Auth is a token (connection secret `token`: a fine-grained or classic personal access token, or a
+GitHub App installation token). The API base is FLOWS_GITHUB_API_URL, or the connection's `api_url`
+(GitHub Enterprise: https://github.example.com/api/v3).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+import httpx
+from django.conf import settings
+
+from flows.capabilities import CapabilityContext, CapabilityError
+from flows.catalog import Param
+from integrations.capabilities import offer
+from integrations.services.base import ServiceClient, ServiceError, seconds, short_detail
+
+REPO_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+MARKER_PATTERN = re.compile(r"^[A-Za-z0-9_.:/-]{1,100}$")
+# GitHub answers at most 100 items a page and 3000 files a pull request.
+PER_PAGE = 100
+MAX_PAGES = 50
+
+REPO = Param(
+    "repo",
+    "string",
+    label="Repository",
+    required=True,
+    default="{{ event.payload.repository.full_name }}",
+    description="owner/name",
+)
+NUMBER = Param(
+    "number",
+    "integer",
+    label="Pull request or issue number",
+    required=True,
+    default="{{ event.payload.pull_request.number or event.payload.issue.number }}",
+    description="the pull request or issue number",
+)
+BODY = Param("body", "text", label="Body", required=True, description="Markdown text")
+MARKER = Param(
+    "marker",
+    "string",
+    label="Marker",
+    required=True,
+    default="review",
+    description="a name for our comment, kept in it as a hidden HTML comment",
+)
+
+
+def marker_tag(marker: str) -> str:
+    return f"<!-- flowbuilder:{marker} -->"
+
+
+def _permissions(header: str) -> str:
+    """'pull_requests=write; issues=write,contents=read' -> words."""
+    alternatives = []
+    for option in header.split(";"):
+        perms = [p.strip().replace("=", ": ") for p in option.split(",") if p.strip()]
+        if perms:
+            alternatives.append(" and ".join(perms))
+    plural = "permissions" if any(" and " in a for a in alternatives) else "permission"
+    return f"the {' or '.join(alternatives)} {plural}"
+
+
+class GitHub(ServiceClient):
+    name = "GitHub"
+
+    def __init__(self, config: dict, secrets: dict | None, log=None, limits: dict | None = None):
+        token = (secrets or {}).get("token", "")
+        if not token:
+            raise CapabilityError("The GitHub connection has no token: add one to the connection.")
+        api_url = (config.get("api_url") or "").strip()
+        super().__init__(
+            base_url=(api_url or settings.FLOWS_GITHUB_API_URL).rstrip("/"),
+            headers={
+                "Authorization": f"Bearer {token}",
+                "Accept": "application/vnd.github+json",
+                "X-GitHub-Api-Version": "2022-11-28",
+            },
+            # The operator's setting is trusted; a URL typed into a connection is not.
+            guard=bool(api_url),
+            secrets=[token],
+            log=log,
+        )
+        self.limits = limits or {}
+
+    @classmethod
+    def for_context(cls, ctx: CapabilityContext) -> GitHub:
+        return cls(ctx.connection_config or {}, ctx.secrets, ctx.log, ctx.limits)
+
+    def check_repo(self, repo: str) -> str:
+        repo = repo.strip()
+        if not REPO_PATTERN.match(repo):
+            raise CapabilityError(f"'repo' must look like owner/name, got {repo!r}.")
+        allowed = self.limits.get("repos")
+        if allowed is not None and not any(_repo_matches(repo, a) for a in allowed):
+            listed = ", ".join(allowed) or "none"
+            raise CapabilityError(
+                f"This step may use only these GitHub repositories: {listed}; "
+                f"{repo} is not one of them."
+            )
+        return repo
+
+    def error_for(self, response: httpx.Response, what: str) -> ServiceError:
+        status = response.status_code
+        headers = response.headers
+        detail = short_detail(response)
+        if status == 401:
+            return self.fail("GitHub says the token is invalid or has expired (Bad credentials).")
+        if status in (403, 429):
+            if headers.get("x-ratelimit-remaining") == "0" and "x-ratelimit-reset" in headers:
+                wait = self.retry_delay(response) or 0
+                return self.fail(
+                    f"GitHub's API rate limit for this token is used up; it resets in "
+                    f"{seconds(wait)}.",
+                    retryable=True,
+                )
+            if "retry-after" in headers or "rate limit" in detail.lower():
+                wait = self.retry_delay(response)
+                asks = f"; it asks to wait {seconds(wait)}" if wait is not None else ""
+                return self.fail(
+                    f"GitHub's secondary rate limit was hit{asks}.",
+                    retryable=True,
+                )
+            if accepted := headers.get("x-accepted-github-permissions"):
+                return self.fail(f"GitHub says this token lacks {_permissions(accepted)}.")
+            return self.fail(f"GitHub refused {what or 'the request'}: {detail or 'Forbidden'}.")
+        if status == 404:
+            return self.fail(f"GitHub says {what or 'the resource'} was not found.")
+        if status == 406 and "diff" in detail.lower():
+            return self.fail(
+                f"GitHub cannot produce the diff of {what}: {detail}. "
+                "Use github.pr.files for the per-file patches instead."
+            )
+        if status == 410:
+            return self.fail(f"GitHub says {what or 'the resource'} is gone: {detail}.")
+        if status == 422:
+            errors = _validation_errors(response)
+            return self.fail(f"GitHub rejected {what or 'the request'}: {detail}{errors}.")
+        return super().error_for(response, what)
+
+    def retry_delay(self, response: httpx.Response) -> float | None:
+        headers = response.headers
+        if headers.get("x-ratelimit-remaining") == "0" and "retry-after" not in headers:
+            try:
+                return max(0.0, float(headers["x-ratelimit-reset"]) - time.time())
+            except (KeyError, ValueError):
+                return None
+        return super().retry_delay(response)
+
+    def call(
+        self, method: str, path: str, *, repo: str, what: str, **kwargs: Any
+    ) -> httpx.Response:
+        """A request about `repo`; a 404 is told apart: missing repository or missing `what`."""
+        try:
+            return self.request(method, path, what=what, **kwargs)
+        except ServiceError as exc:
+            if exc.status != 404:
+                raise
+        try:
+            self.request("GET", f"/repos/{repo}", what=f"the repository {repo}")
+        except ServiceError as exc:
+            if exc.status != 404:
+                raise
+            raise self.fail(
+                f"GitHub says the repository {repo} was not found or the token cannot see it.",
+                status=404,
+            ) from None
+        raise self.fail(f"GitHub says {what} was not found.", status=404)
+
+    def paginate(self, path: str, *, repo: str, what: str) -> list:
+        """Every item of a listing, following the Link header's `next` pages."""
+        items: list = []
+        url: str | None = path
+        params: dict | None = {"per_page": PER_PAGE}
+        origin = httpx.URL(str(self.client.base_url)).copy_with(path="/", query=None)
+        for _ in range(MAX_PAGES):
+            response = self.call("GET", url, repo=repo, what=what, params=params)
+            page = response.json()
+            if not isinstance(page, list):
+                raise self.fail(f"GitHub answered with something other than a list for {what}.")
+            items.extend(page)
+            url = response.links.get("next", {}).get("url")
+            if not url:
+                return items
+            # The token goes only to the API's own origin, whatever a Link header says.
+            if httpx.URL(url).copy_with(path="/", query=None) != origin:
+                raise self.fail(f"GitHub's next page of {what} points to another host.")
+            params = None
+        self.log("warning", f"Stopped after {MAX_PAGES} pages of {what}.")
+        return items
+
+    def viewer_login(self) -> str | None:
+        """The token's own login, or None for tokens that cannot read /user (GitHub Apps)."""
+        try:
+            return self.request("GET", "/user", what="the token's user").json().get("login")
+        except ServiceError as exc:
+            if exc.status in (403, 404):
+                return None
+            raise
+
+    def find_comment(self, repo: str, number: int, marker: str) -> dict | None:
+        tag = marker_tag(check_marker(marker))
+        comments = self.paginate(
+            f"/repos/{repo}/issues/{number}/comments",
+            repo=repo,
+            what=f"the comments of {repo}#{number}",
+        )
+        login = self.viewer_login()
+        for comment in comments:
+            author = (comment.get("user") or {}).get("login")
+            if tag in (comment.get("body") or "") and (login is None or author == login):
+                return comment
+        return None
+
+
+def _repo_matches(repo: str, allowed: str) -> bool:
+    owner, _, name = allowed.strip().lower().partition("/")
+    want_owner, _, want_name = repo.lower().partition("/")
+    return owner == want_owner and name in {want_name, "*"}
+
+
+def _validation_errors(response: httpx.Response) -> str:
+    try:
+        errors = response.json().get("errors") or []
+    except (ValueError, AttributeError):
+        return ""
+    parts = []
+    for error in errors:
+        if isinstance(error, dict):
+            text = error.get("message") or " ".join(
+                str(error[k]) for k in ("resource", "field", "code") if error.get(k)
+            )
+            parts.append(text)
+        else:
+            parts.append(str(error))
+    return f" ({'; '.join(parts)})" if parts else ""
+
+
+def check_marker(marker: str) -> str:
+    if not MARKER_PATTERN.match(marker):
+        raise CapabilityError(
+            f"'marker' may hold only letters, digits and _ . : / - (at most 100), got {marker!r}."
+        )
+    return marker
+
+
+def with_marker(body: str, marker: str) -> str:
+    tag = marker_tag(marker)
+    return body if tag in body else f"{body}\n\n{tag}"
+
+
+@offer(
+    "github.pr.get",
+    service="github",
+    title="GitHub: get a pull request",
+    description="Fetch a pull request: title, body, author, branches, state.",
+    params=(REPO, NUMBER),
+    result="GitHub's pull request object",
+)
+def pr_get(ctx: CapabilityContext, payload: dict) -> dict:
+    with GitHub.for_context(ctx) as gh:
+        repo, number = gh.check_repo(payload["repo"]), payload["number"]
+        what = f"pull request {repo}#{number}"
+        return gh.call("GET", f"/repos/{repo}/pulls/{number}", repo=repo, what=what).json()
+
+
+@offer(
+    "github.pr.files",
+    service="github",
+    title="GitHub: list a pull request's files",
+    description="Every changed file of a pull request with its patch, all pages.",
+    params=(REPO, NUMBER),
+    result="list of GitHub file objects: filename, status, additions, deletions, patch",
+)
+def pr_files(ctx: CapabilityContext, payload: dict) -> list:
+    with GitHub.for_context(ctx) as gh:
+        repo, number = gh.check_repo(payload["repo"]), payload["number"]
+        return gh.paginate(
+            f"/repos/{repo}/pulls/{number}/files",
+            repo=repo,
+            what=f"the files of pull request {repo}#{number}",
+        )
+
+
+@offer(
+    "github.pr.diff",
+    service="github",
+    title="GitHub: get a pull request's diff",
+    description="The whole change of a pull request as one unified diff.",
+    params=(REPO, NUMBER),
+    result="{diff: text}",
+)
+def pr_diff(ctx: CapabilityContext, payload: dict) -> dict:
+    with GitHub.for_context(ctx) as gh:
+        repo, number = gh.check_repo(payload["repo"]), payload["number"]
+        response = gh.call(
+            "GET",
+            f"/repos/{repo}/pulls/{number}",
+            repo=repo,
+            what=f"pull request {repo}#{number}",
+            headers={"Accept": "application/vnd.github.diff"},
+        )
+        return {"diff": response.text}
+
+
+@offer(
+    "github.pr.update",
+    service="github",
+    title="GitHub: update a pull request",
+    description="Change a pull request's title and/or body.",
+    params=(
+        REPO,
+        NUMBER,
+        Param("title", "string", label="Title", description="new title"),
+        Param("body", "text", label="Body", description="new body (Markdown)"),
+    ),
+    result="GitHub's pull request object",
+)
+def pr_update(ctx: CapabilityContext, payload: dict) -> dict:
+    changes = {k: payload[k] for k in ("title", "body") if k in payload}
+    if not changes:
+        raise CapabilityError("github.pr.update needs a 'title' or a 'body' to change.")
+    with GitHub.for_context(ctx) as gh:
+        repo, number = gh.check_repo(payload["repo"]), payload["number"]
+        what = f"pull request {repo}#{number}"
+        return gh.call(
+            "PATCH", f"/repos/{repo}/pulls/{number}", repo=repo, what=what, json=changes
+        ).json()
+
+
+@offer(
+    "github.comments.list",
+    service="github",
+    title="GitHub: list comments",
+    description="Every comment on a pull request or issue, all pages.",
+    params=(REPO, NUMBER),
+    result="list of GitHub comment objects: id, body, user, created_at",
+)
+def comments_list(ctx: CapabilityContext, payload: dict) -> list:
+    with GitHub.for_context(ctx) as gh:
+        repo, number = gh.check_repo(payload["repo"]), payload["number"]
+        return gh.paginate(
+            f"/repos/{repo}/issues/{number}/comments",
+            repo=repo,
+            what=f"the comments of {repo}#{number}",
+        )
+
+
+def _create_comment(gh: GitHub, repo: str, number: int, body: str) -> dict:
+    return gh.call(
+        "POST",
+        f"/repos/{repo}/issues/{number}/comments",
+        repo=repo,
+        what=f"pull request or issue {repo}#{number}",
+        json={"body": body},
+    ).json()
+
+
+@offer(
+    "github.comment.create",
+    service="github",
+    title="GitHub: add a comment",
+    description="Post a new comment on a pull request or issue.",
+    params=(REPO, NUMBER, BODY),
+    result="GitHub's comment object",
+)
+def comment_create(ctx: CapabilityContext, payload: dict) -> dict:
+    with GitHub.for_context(ctx) as gh:
+        repo = gh.check_repo(payload["repo"])
+        return _create_comment(gh, repo, payload["number"], payload["body"])
+
+
+@offer(
+    "github.comment.update",
+    service="github",
+    title="GitHub: edit a comment",
+    description="Replace the body of a comment, by its id.",
+    params=(
+        REPO,
+        Param("comment_id", "integer", label="Comment id", required=True),
+        BODY,
+    ),
+    result="GitHub's comment object",
+)
+def comment_update(ctx: CapabilityContext, payload: dict) -> dict:
+    with GitHub.for_context(ctx) as gh:
+        repo = gh.check_repo(payload["repo"])
+        comment_id = payload["comment_id"]
+        return gh.call(
+            "PATCH",
+            f"/repos/{repo}/issues/comments/{comment_id}",
+            repo=repo,
+            what=f"comment {comment_id} in {repo}",
+            json={"body": payload["body"]},
+        ).json()
+
+
+@offer(
+    "github.comment.find",
+    service="github",
+    title="GitHub: find our comment",
+    description=(
+        "Find the comment this bot posted with the given marker (hidden in an HTML comment), "
+        "or nothing."
+    ),
+    params=(REPO, NUMBER, MARKER),
+    result="GitHub's comment object, or null",
+)
+def comment_find(ctx: CapabilityContext, payload: dict) -> dict | None:
+    with GitHub.for_context(ctx) as gh:
+        repo = gh.check_repo(payload["repo"])
+        return gh.find_comment(repo, payload["number"], payload["marker"])
+
+
+@offer(
+    "github.comment.upsert",
+    service="github",
+    title="GitHub: create or update our comment",
+    description=(
+        "Edit the comment this bot posted with the given marker, or post it if there is none "
+        "(also when it was deleted). Keeps one comment per marker instead of piling up new ones."
+    ),
+    params=(REPO, NUMBER, MARKER, BODY),
+    result="{comment: GitHub's comment object, created: true when a new comment was posted}",
+)
+def comment_upsert(ctx: CapabilityContext, payload: dict) -> dict:
+    with GitHub.for_context(ctx) as gh:
+        repo, number = gh.check_repo(payload["repo"]), payload["number"]
+        marker = check_marker(payload["marker"])
+        body = with_marker(payload["body"], marker)
+        existing = gh.find_comment(repo, number, marker)
+        if existing is not None:
+            try:
+                comment = gh.request(
+                    "PATCH",
+                    f"/repos/{repo}/issues/comments/{existing['id']}",
+                    what=f"comment {existing['id']} in {repo}",
+                    json={"body": body},
+                ).json()
+                return {"comment": comment, "created": False}
+            except ServiceError as exc:
+                # Deleted between finding and editing it: post it anew.
+                if exc.status != 404:
+                    raise
+        return {"comment": _create_comment(gh, repo, number, body), "created": True}
+
+
+@offer(
+    "github.labels.add",
+    service="github",
+    title="GitHub: add labels",
+    description="Add labels to a pull request or issue (missing labels are created by GitHub).",
+    params=(
+        REPO,
+        NUMBER,
+        Param("labels", "list", label="Labels", required=True, description="label names"),
+    ),
+    result="list of the labels now on the pull request or issue",
+)
+def labels_add(ctx: CapabilityContext, payload: dict) -> list:
+    labels = [str(label) for label in payload["labels"]]
+    if not labels:
+        raise CapabilityError("github.labels.add needs at least one label.")
+    with GitHub.for_context(ctx) as gh:
+        repo, number = gh.check_repo(payload["repo"]), payload["number"]
+        return gh.call(
+            "POST",
+            f"/repos/{repo}/issues/{number}/labels",
+            repo=repo,
+            what=f"pull request or issue {repo}#{number}",
+            json={"labels": labels},
+        ).json()
+
+
+@offer(
+    "github.issue.create",
+    service="github",
+    title="GitHub: open an issue",
+    description="Open a new issue in a repository.",
+    params=(
+        REPO,
+        Param("title", "string", label="Title", required=True),
+        Param("body", "text", label="Body", description="Markdown text"),
+        Param("labels", "list", label="Labels", description="label names"),
+    ),
+    result="GitHub's issue object",
+)
+def issue_create(ctx: CapabilityContext, payload: dict) -> dict:
+    issue = {k: payload[k] for k in ("title", "body", "labels") if k in payload}
+    with GitHub.for_context(ctx) as gh:
+        repo = gh.check_repo(payload["repo"])
+        return gh.call(
+            "POST", f"/repos/{repo}/issues", repo=repo, what=f"a new issue in {repo}", json=issue
+        ).json()
+
+
+@offer(
+    "github.issue.reply",
+    service="github",
+    title="GitHub: reply to an issue",
+    description="Post a reply on an issue or pull request conversation.",
+    params=(REPO, NUMBER, BODY),
+    result="GitHub's comment object",
+)
+def issue_reply(ctx: CapabilityContext, payload: dict) -> dict:
+    with GitHub.for_context(ctx) as gh:
+        repo = gh.check_repo(payload["repo"])
+        return _create_comment(gh, repo, payload["number"], payload["body"])
+
+
+def test(config: dict, secrets: dict) -> str:
+    """One cheap real call: who the token belongs to."""
+    with GitHub(config, secrets) as gh:
+        user = gh.request("GET", "/user", what="the token's user").json()
+    return f"Connected to GitHub as {user.get('login', 'an unnamed user')}."

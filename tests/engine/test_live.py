@@ -1,0 +1,239 @@
+"""The whole journey against real processes: an ASGI server (daphne) and, with REDIS_URL set, a
+Celery worker, both on the test database; webhooks over HTTP, logs over real WebSockets.
+
+Without REDIS_URL (embedded mode) the server runs runs in its own threads, on a SQLite file
+database migrated and seeded by subprocesses, since the test process's SQLite database lives in
+its memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sqlite3
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from flows.engine.executor import WORKER_LOST
+
+from . import live
+from .conftest import document
+
+DISTRIBUTED = settings.FLOWS_DISTRIBUTED
+# Committed data: the server and the worker read the test database from other processes.
+pytestmark = pytest.mark.django_db(transaction=True)
+
+WORK = """
+def main(event, ctx):
+    ctx.log("hello " + event["body"]["name"])
+    n = 0
+    for i in range(200000):
+        n += i
+    ctx.warn("counted " + str(n))
+    return {"sum": n}
+"""
+
+JOURNEY = document(
+    steps=[
+        {"id": "only_named", "kind": "logic.filter", "config": {"condition": "{{ event.body.name }}"}},
+        {"id": "work", "kind": "code.python", "config": {"source": WORK}},
+        {
+            "id": "reply",
+            "kind": "logic.template",
+            "config": {"template": "{{ event.body.name }}: {{ steps.work.sum }}"},
+        },
+    ],
+    edges=[],
+)
+
+SPIN = """
+def main(event, ctx):
+    if ctx.run["attempt"] == 1:
+        ctx.log("spinning")
+        while True:
+            pass
+    ctx.log("second attempt")
+    return {"attempt": ctx.run["attempt"]}
+"""
+
+KILLABLE = document(
+    steps=[
+        {
+            "id": "spin",
+            "kind": "code.python",
+            "config": {"source": SPIN},
+            "limits": {"timeout_s": 120, "fuel": 200_000_000_000},
+        }
+    ],
+    edges=[],
+)
+
+
+@dataclass
+class Stack:
+    base: str
+    env: dict[str, str]
+    log_dir: Path
+    server: live.Process
+    worker: live.Process | None
+    sqlite_path: Path | None
+
+    def seed(self, doc: dict[str, Any]) -> dict[str, Any]:
+        if DISTRIBUTED:
+            return live.seed(doc)
+        import json
+
+        out = live.run_manage(self.env, "-m", "tests.engine.live", "seed", stdin=json.dumps({"document": doc}))
+        return json.loads(out)
+
+    def run_rows(self, flow_id: int) -> int:
+        if DISTRIBUTED:
+            from flows.models import Run
+
+            return Run.objects.filter(flow_id=flow_id).count()
+        with sqlite3.connect(self.sqlite_path) as db:
+            return db.execute("select count(*) from flows_run where flow_id = ?", (flow_id,)).fetchone()[0]
+
+    def restart_server(self) -> None:
+        port = int(self.base.rsplit(":", 1)[1])
+        self.server, _ = live.start_server(self.env, self.log_dir, port)
+
+
+def _postgres_url() -> str:
+    db = connection.settings_dict
+    auth = db["USER"] + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "")
+    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+@pytest.fixture(scope="module")
+def stack(django_db_setup, django_db_blocker):
+    # Outside pytest's rotating temporary folders, so the servers' logs outlive a failing run.
+    log_dir = Path(tempfile.mkdtemp(prefix="flowbuilder-live-"))
+    worker = sqlite_path = None
+    if DISTRIBUTED:
+        from flowbuilder.celery import app
+
+        app.control.purge()  # messages left by an earlier, interrupted session
+        env = live.server_env(_postgres_url(), settings.REDIS_URL)
+        worker = live.start_worker(env, log_dir)
+    else:
+        sqlite_path = log_dir / "embedded.sqlite3"
+        env = live.server_env(f"sqlite:///{sqlite_path}")
+        live.run_manage(env, "manage.py", "migrate", "--noinput")
+    try:
+        server, base = live.start_server(env, log_dir)
+        current = Stack(base, env, log_dir, server, worker, sqlite_path)
+        yield current
+        current.server.stop()
+    finally:
+        if worker:
+            worker.stop()
+
+
+@pytest.fixture
+def journey(stack):
+    return stack
+
+
+def test_a_webhook_runs_and_its_owner_reads_the_logs_live(journey):
+    info = journey.seed(JOURNEY)
+    posted = httpx.post(f"{journey.base}/hooks/{info['token']}/", json={"name": "Ada"})
+    assert posted.status_code == 202
+    run_id = posted.json()["run_id"]
+
+    events = asyncio.run(live.read_events(journey.base, f"/ws/runs/{run_id}/", info["ada"]))
+
+    lines = [(e["seq"], e["step"], e["level"], e["message"]) for e in events if e["type"] == "log"]
+    assert lines == [(1, "work", "info", "hello Ada"), (2, "work", "warning", "counted 19999900000")]
+    assert all(e["message"] in e["html"] for e in events if e["type"] == "log")
+    steps = [(e["step"], e["attempt"], e["status"]) for e in events if e["type"] == "step"]
+    assert len(steps) == len(set(steps))
+    assert [s for s in steps if s[2] != "running"] == [
+        ("only_named", 1, "succeeded"),
+        ("work", 1, "succeeded"),
+        ("reply", 1, "succeeded"),
+    ]
+    assert events[-1]["type"] == "run" and events[-1]["status"] == "succeeded"
+
+    status = httpx.get(posted.json()["status_url"]).json()
+    assert (status["status"], status["output"]) == ("succeeded", {"text": "Ada: 19999900000"})
+
+
+def test_only_the_owner_may_watch_a_run_or_a_flow(journey):
+    info = journey.seed(JOURNEY)
+    run_id = httpx.post(f"{journey.base}/hooks/{info['token']}/", json={"name": "B"}).json()["run_id"]
+    for path in (f"/ws/runs/{run_id}/", f"/ws/flows/{info['flow_id']}/"):
+        assert asyncio.run(live.close_code(journey.base, path, info["bob"])) == 4403
+        assert asyncio.run(live.close_code(journey.base, path, None)) == 4403
+    events = asyncio.run(live.read_events(journey.base, f"/ws/runs/{run_id}/", info["ada"]))
+    assert events[-1]["status"] == "succeeded"
+
+
+def test_bad_requests_get_clear_answers_and_write_nothing(journey):
+    info = journey.seed(JOURNEY)
+    hook = f"{journey.base}/hooks/{info['token']}/"
+    malformed = httpx.post(hook, content=b"{oops", headers={"Content-Type": "application/json"})
+    assert malformed.status_code == 400
+    assert malformed.json() == {
+        "error": "The request body is not valid JSON: Expecting property name enclosed in double "
+        "quotes at line 1 column 2."
+    }
+    huge = httpx.post(hook, json={"name": "x" * settings.FLOWS_WEBHOOK_MAX_BYTES})
+    assert huge.status_code == 413
+    assert huge.json() == {
+        "error": f"The request body is larger than this server's limit of "
+        f"{settings.FLOWS_WEBHOOK_MAX_BYTES} bytes."
+    }
+    assert journey.run_rows(info["flow_id"]) == 0
+
+
+def test_a_run_whose_worker_is_killed_is_executed_again(journey):
+    info = journey.seed(KILLABLE)
+    posted = httpx.post(f"{journey.base}/hooks/{info['token']}/", json={})
+    run_id = posted.json()["run_id"]
+    spinning = asyncio.run(
+        live.read_events(
+            journey.base,
+            f"/ws/runs/{run_id}/",
+            info["ada"],
+            until=lambda e: e.get("type") == "log" and e["message"] == "spinning",
+        )
+    )
+    assert spinning[-1]["seq"] == 1
+
+    if DISTRIBUTED:
+        from flows.models import Run
+
+        worker = Run.objects.get(pk=run_id).worker
+        os.kill(int(worker.rsplit(":", 1)[1]), signal.SIGKILL)  # the pool process running it
+    else:
+        journey.server.kill()  # the whole server, executor threads and all
+        journey.restart_server()
+
+    def finished() -> dict | None:
+        status = httpx.get(posted.json()["status_url"]).json()
+        return status if status["status"] in ("succeeded", "failed") else None
+
+    status = live.wait_until(finished, 60, "the killed run to finish", interval=0.2)
+    assert (status["status"], status["output"]) == ("succeeded", {"attempt": 2}), status
+
+    events = asyncio.run(live.read_events(journey.base, f"/ws/runs/{run_id}/", info["ada"]))
+    steps = [
+        (e["attempt"], e["status"], e["error"])
+        for e in events
+        if e["type"] == "step" and e["status"] != "running"
+    ]
+    assert steps == [(1, "failed", WORKER_LOST), (2, "succeeded", "")]
+    assert [e["message"] for e in events if e["type"] == "log"] == [
+        "spinning",
+        f"attempt 2: resuming after {WORKER_LOST}",
+        "second attempt",
+    ]

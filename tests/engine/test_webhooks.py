@@ -1,0 +1,149 @@
+import json
+
+import pytest
+
+from flows.engine import pause_flow
+from flows.models import Run
+
+from .conftest import document
+
+pytestmark = pytest.mark.django_db
+
+
+def post(client, flow_or_token, body=b"", content_type="application/json", query="", **headers):
+    token = getattr(flow_or_token, "webhook_token", flow_or_token)
+    if not isinstance(body, bytes | str):
+        body = json.dumps(body)
+    return client.post(f"/hooks/{token}/{query}", body, content_type=content_type, headers=headers)
+
+
+def test_a_json_post_starts_a_run_and_answers_202_with_a_status_url(client, make_flow):
+    flow = make_flow()
+    response = post(client, flow, {"name": "Ada"}, query="?x=1", **{"X-Custom": "yes"})
+    assert response.status_code == 202
+    run = Run.objects.get(flow=flow)
+    status_url = f"http://testserver/hooks/{flow.webhook_token}/runs/{run.pk}/"
+    assert response.json() == {"run_id": run.pk, "status": "queued", "status_url": status_url}
+    assert run.trigger == "webhook"
+    assert run.event["body"] == {"name": "Ada"}
+    assert run.event["query"] == {"x": "1"}
+    assert run.event["headers"]["x-custom"] == "yes"
+    assert run.event["method"] == "POST"
+
+    status = client.get(status_url)
+    assert status.status_code == 200
+    assert status.json() | {"created_at": None, "finished_at": None} == {
+        "run_id": run.pk,
+        "status": "succeeded",
+        "output": {"text": "Hello, Ada!"},
+        "error": "",
+        "created_at": None,
+        "finished_at": None,
+    }
+
+
+def test_the_status_url_belongs_to_its_webhook_only(client, make_flow):
+    flow = make_flow()
+    other = make_flow(slug="other")
+    run_id = post(client, flow, {"name": "A"}).json()["run_id"]
+    response = client.get(f"/hooks/{other.webhook_token}/runs/{run_id}/")
+    assert response.status_code == 404
+    assert response.json() == {"error": "No run with this id belongs to this webhook."}
+
+
+def test_wait_answers_with_the_runs_output(client, make_flow):
+    flow = make_flow()
+    response = post(client, flow, {"name": "Ada"}, query="?wait=5")
+    assert response.status_code == 200
+    assert response.json()["status"] == "succeeded"
+    assert response.json()["output"] == {"text": "Hello, Ada!"}
+
+
+def test_wait_gives_up_with_202_when_the_run_is_not_done(client, make_flow, settings):
+    # The embedded executor starts runs once their transaction commits, which this test's never does.
+    settings.FLOWS_EXECUTOR = "embedded"
+    flow = make_flow()
+    response = post(client, flow, {"name": "Ada"}, query="?wait=0.2")
+    assert response.status_code == 202
+    assert response.json()["status"] == "queued"
+
+
+def test_form_posts_and_plain_text_are_accepted(client, make_flow):
+    flow = make_flow()
+    response = client.post(f"/hooks/{flow.webhook_token}/", {"name": "Form", "tag": ["a", "b"]})
+    assert response.status_code == 202
+    assert Run.objects.get(pk=response.json()["run_id"]).event["body"] == {
+        "name": "Form",
+        "tag": ["a", "b"],
+    }
+    response = post(client, flow, "just text", content_type="text/plain")
+    assert Run.objects.get(pk=response.json()["run_id"]).event["body"] == "just text"
+
+
+def test_malformed_json_is_refused_with_400_and_writes_nothing(client, make_flow):
+    flow = make_flow()
+    response = post(client, flow, b'{"name": ')
+    assert response.status_code == 400
+    assert response.json() == {
+        "error": "The request body is not valid JSON: Expecting value at line 1 column 10."
+    }
+    assert not Run.objects.exists()
+
+
+def test_oversized_bodies_are_refused_with_413_and_write_nothing(client, make_flow, settings):
+    settings.FLOWS_WEBHOOK_MAX_BYTES = 100
+    flow = make_flow()
+    response = post(client, flow, {"name": "x" * 200})
+    assert response.status_code == 413
+    assert response.json() == {
+        "error": "The request body is larger than this server's limit of 100 bytes."
+    }
+    assert not Run.objects.exists()
+
+
+def test_a_repeated_delivery_answers_200_with_the_first_run(client, make_flow):
+    flow = make_flow()
+    first = post(client, flow, {"name": "A"}, **{"X-GitHub-Delivery": "abc-1"})
+    again = post(client, flow, {"name": "A"}, **{"X-GitHub-Delivery": "abc-1"})
+    other = post(client, flow, {"name": "A"}, **{"X-Delivery-Id": "abc-2"})
+    assert (first.status_code, again.status_code, other.status_code) == (202, 200, 202)
+    assert again.json()["run_id"] == first.json()["run_id"]
+    assert again.json()["duplicate"] is True
+    assert Run.objects.filter(flow=flow).count() == 2
+
+
+def test_paused_undeployed_and_unknown_flows_are_refused(client, make_flow):
+    paused = make_flow()
+    pause_flow(paused)
+    response = post(client, paused, {})
+    assert response.status_code == 409
+    assert response.json() == {"error": "The flow 'Greeter' is paused: resume it to run it again."}
+
+    draft = make_flow(deployed=False, slug="draft")
+    response = post(client, draft, {})
+    assert response.status_code == 409
+    assert response.json() == {
+        "error": "The flow 'Greeter' is not deployed: deploy it before triggering it."
+    }
+
+    response = post(client, "no-such-token", {})
+    assert response.status_code == 404
+    assert response.json() == {"error": "No flow has this webhook URL."}
+    assert not Run.objects.exists()
+
+
+def test_a_flow_with_another_trigger_refuses_webhooks(client, make_flow):
+    flow = make_flow(document(trigger={"kind": "trigger.manual", "config": {}}))
+    response = post(client, flow, {})
+    assert response.status_code == 409
+    assert response.json() == {
+        "error": "The flow 'Greeter' is triggered by 'trigger.manual', not by webhooks: change "
+        "its trigger to Webhook and deploy it."
+    }
+
+
+def test_only_post_starts_runs(client, make_flow):
+    flow = make_flow()
+    response = client.get(f"/hooks/{flow.webhook_token}/")
+    assert response.status_code == 405
+    assert response.json() == {"error": "Send the event with POST."}

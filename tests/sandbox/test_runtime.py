@@ -1,0 +1,88 @@
+"""The per-process runtime (one engine, one epoch ticker, recreated after fork) and the build of
+the Python-step runner."""
+
+from __future__ import annotations
+
+import io
+import multiprocessing
+import os
+import shutil
+import threading
+import time
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management import call_command
+
+from flows.sandbox import Limits, run_python_step, run_wasm_step
+from flows.sandbox.build import component_fingerprint, outdated_reason, read_manifest
+from flows.sandbox.engine import engine_fingerprint, runtime, wasmtime_version
+
+LOOP = "def main(event, ctx):\n    while True:\n        pass\n"
+
+
+def test_one_engine_and_one_epoch_ticker_serve_every_step_of_a_process(
+    guests: dict[str, bytes],
+) -> None:
+    first = runtime()
+    run_python_step("def main(event, ctx):\n    return 1\n", {})
+    run_wasm_step(guests["hostile"], {"attack": "none"})
+    assert runtime() is first
+    assert first.pid == os.getpid()
+    tickers = [t for t in threading.enumerate() if t.name == "flowbuilder-epoch-ticker"]
+    assert tickers == [first.ticker.thread]
+    assert tickers[0].daemon
+
+
+def run_in_child(queue: multiprocessing.Queue) -> None:
+    timed_out = run_python_step(LOOP, {}, step="child", limits=Limits(timeout_s=1))
+    fine = run_python_step("def main(event, ctx):\n    return event + 1\n", 41)
+    queue.put((os.getpid(), runtime().pid, timed_out.error, fine.output))
+
+
+def test_a_forked_worker_creates_its_own_engine_and_ticker() -> None:
+    parent = runtime()
+    run_python_step("def main(event, ctx):\n    return 1\n", {})
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=run_in_child, args=(queue,))
+    child.start()
+    child_pid, runtime_pid, timed_out, fine = queue.get(timeout=60)
+    child.join(timeout=10)
+    assert child.exitcode == 0
+    assert runtime_pid == child_pid != os.getpid()
+    assert timed_out == "step 'child' exceeded its 1 s time limit"
+    assert fine == 42
+    assert runtime() is parent
+
+
+def test_building_again_with_unchanged_inputs_is_a_fast_no_op() -> None:
+    out = io.StringIO()
+    started = time.monotonic()
+    call_command("sandbox", "build", stdout=out)
+    assert time.monotonic() - started < 1
+    assert out.getvalue() == (
+        f"The Python step runner in {settings.FLOWS_RUNNER_DIR} is up to date.\n"
+    )
+    manifest = read_manifest()
+    assert manifest["wasmtime"] == wasmtime_version()
+    assert manifest["native"] == f"runner-{engine_fingerprint()}.cwasm"
+    assert manifest["component_fingerprint"] == component_fingerprint()
+
+
+def test_the_runner_fingerprint_follows_its_sources_only(tmp_path: Path) -> None:
+    sources = tmp_path / "runner"
+    shutil.copytree(Path(settings.BASE_DIR) / "runner", sources)
+    before = component_fingerprint(sources)
+    assert before == component_fingerprint()
+    (sources / "guest" / "__pycache__").mkdir(exist_ok=True)
+    (sources / "guest" / "__pycache__" / "step_runner.cpython-314.pyc").write_bytes(b"\0")
+    (sources / "notes.txt").write_text("not an input")
+    assert component_fingerprint(sources) == before
+    wit = sources / "wit" / "runner.wit"
+    wit.write_text(wit.read_text() + "\n")
+    assert component_fingerprint(sources) != before
+
+
+def test_an_empty_runner_directory_is_reported_as_not_built(tmp_path: Path) -> None:
+    assert outdated_reason(tmp_path) == "it is not built"

@@ -1,0 +1,243 @@
+"""Forms of the web pages, and the builder's node form generated from a block declaration."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from django import forms
+from django.utils.text import slugify
+
+from flows.catalog import Block, Param
+from flows.models import Flow, Run
+from integrations.models import Connection
+
+DOCUMENT_SCHEMA = "flowbuilder/flow@1"
+
+
+def blank_document(name: str) -> dict:
+    """A new flow: a manual trigger and no steps yet."""
+    return {
+        "schema": DOCUMENT_SCHEMA,
+        "name": name,
+        "description": "",
+        "trigger": {"kind": "trigger.manual", "config": {}},
+        "settings": {},
+        "connections": {},
+        "steps": [],
+        "edges": [],
+        "layout": {"trigger": {"x": 40, "y": 120}},
+    }
+
+
+def unique_slug(user, name: str) -> str:
+    base = slugify(name)[:180] or "flow"
+    slug, n = base, 1
+    while Flow.objects.filter(owner=user, slug=slug).exists():
+        n += 1
+        slug = f"{base}-{n}"
+    return slug
+
+
+class NewFlowForm(forms.Form):
+    name = forms.CharField(
+        max_length=200,
+        label="Name of the new flow",
+        widget=forms.TextInput(attrs={"placeholder": "e.g. Triage new issues"}),
+    )
+
+
+class RunFilterForm(forms.Form):
+    status = forms.ChoiceField(
+        choices=[("", "Any status"), *Run.Status.choices], required=False, label="Status"
+    )
+    trigger = forms.ChoiceField(required=False, label="Trigger")
+    date_from = forms.DateField(
+        required=False, label="From", widget=forms.DateInput(attrs={"type": "date"})
+    )
+    date_to = forms.DateField(
+        required=False, label="To", widget=forms.DateInput(attrs={"type": "date"})
+    )
+
+    def __init__(self, *args: Any, triggers: list[str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["trigger"].choices = [("", "Any trigger")] + [(t, t) for t in triggers]
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if data.get("date_from") and data.get("date_to") and data["date_from"] > data["date_to"]:
+            self.add_error("date_to", "The end date is before the start date.")
+        return data
+
+
+class ListField(forms.CharField):
+    """A list of strings, one per line."""
+
+    widget = forms.Textarea(attrs={"rows": 4})
+
+    def prepare_value(self, value: Any) -> Any:
+        return "\n".join(str(v) for v in value) if isinstance(value, list | tuple) else value
+
+    def to_python(self, value: Any) -> list[str]:
+        return [line.strip() for line in str(value or "").splitlines() if line.strip()]
+
+
+def setting_field(spec: dict) -> forms.Field:
+    """A form field that keeps the setting's type: text, number, yes/no, list or JSON."""
+    value = spec.get("value")
+    common = {"required": bool(spec.get("required")), "help_text": spec.get("description", "")}
+    if spec.get("secret"):
+        return forms.CharField(
+            widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+            **{**common, "required": common["required"] and not value},
+        )
+    if isinstance(value, bool):
+        return forms.BooleanField(initial=value, **{**common, "required": False})
+    if isinstance(value, int):
+        return forms.IntegerField(initial=value, **common)
+    if isinstance(value, float):
+        return forms.FloatField(initial=value, **common)
+    if isinstance(value, list):
+        return ListField(
+            initial=value, **{**common, "help_text": f"{common['help_text']} One per line."}
+        )
+    if isinstance(value, dict):
+        return forms.JSONField(initial=value, **common)
+    return forms.CharField(initial="" if value is None else str(value), **common)
+
+
+class FlowSetupForm(forms.Form):
+    """The connections and settings a flow document asks for, filled in by its owner."""
+
+    def __init__(self, *args: Any, flow: Flow, user, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        document = flow.document or {}
+        self.connections = {
+            alias: spec
+            for alias, spec in (document.get("connections") or {}).items()
+            if isinstance(spec, dict)
+        }
+        self.settings = {
+            key: spec if isinstance(spec, dict) else {"value": spec}
+            for key, spec in (document.get("settings") or {}).items()
+        }
+        for alias, spec in self.connections.items():
+            service = spec.get("service", "")
+            choices = Connection.objects.owned_by(user).filter(service=service)
+            initial = spec.get("connection")
+            if initial is None:
+                # The only connection of the service (say, one just created) is the likely pick.
+                only = list(choices.values_list("pk", flat=True)[:2])
+                initial = only[0] if len(only) == 1 else None
+            self.fields[f"connection__{alias}"] = forms.ModelChoiceField(
+                queryset=choices,
+                required=False,
+                label=f"{service_label(service)} connection “{alias}”",
+                empty_label=f"Choose a {service_label(service)} connection",
+                initial=initial,
+            )
+        for key, spec in self.settings.items():
+            field = setting_field(spec)
+            field.label = key
+            self.fields[f"setting__{key}"] = field
+        self.connection_fields = [
+            {
+                "alias": alias,
+                "service": spec.get("service", ""),
+                "title": service_label(spec.get("service")),
+                "field": self[f"connection__{alias}"],
+            }
+            for alias, spec in self.connections.items()
+        ]
+        self.setting_fields = [(key, self[f"setting__{key}"]) for key in self.settings]
+
+    def apply(self, document: dict) -> dict:
+        """The document with the chosen connections and settings written in."""
+        document = json.loads(json.dumps(document))
+        for alias in self.connections:
+            connection = self.cleaned_data.get(f"connection__{alias}")
+            document["connections"][alias]["connection"] = connection.pk if connection else None
+        for key, spec in self.settings.items():
+            value = self.cleaned_data.get(f"setting__{key}")
+            if spec.get("secret") and not value:
+                continue  # a blank secret keeps the stored one
+            document["settings"][key] = {**spec, "value": value}
+        return document
+
+
+SERVICE_LABELS = {
+    "github": "GitHub",
+    "llm": "LLM",
+    "slack": "Slack",
+    "discord": "Discord",
+    "telegram": "Telegram",
+    "http": "HTTP",
+}
+
+
+def service_label(service: str | None) -> str:
+    return SERVICE_LABELS.get(service or "", (service or "").capitalize())
+
+
+@dataclass
+class NodeField:
+    """One input of the builder's node form, generated from a block parameter."""
+
+    param: Param
+    widget: str  # "input", "number", "textarea", "code", "checkbox", "select", "json", "list"
+    value: Any
+    error: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.param.name
+
+    @property
+    def label(self) -> str:
+        return self.param.label or self.param.name.replace("_", " ").capitalize()
+
+    @property
+    def input_id(self) -> str:
+        return f"param-{self.param.name}"
+
+
+WIDGETS = {
+    "string": "input",
+    "text": "textarea",
+    "code": "code",
+    "integer": "number",
+    "number": "number",
+    "boolean": "checkbox",
+    "json": "json",
+    "choice": "select",
+    "list": "list",
+    "secret-ref": "input",
+}
+
+
+def display_value(param: Param, value: Any) -> Any:
+    """The value as its widget shows it: JSON pretty-printed, lists one item per line."""
+    if value is None:
+        value = param.default
+    if param.type == "boolean":
+        return bool(value)
+    if value is None:
+        return ""
+    if param.type == "json":
+        return value if isinstance(value, str) else json.dumps(value, indent=2)
+    if param.type == "list":
+        return "\n".join(str(v) for v in value) if isinstance(value, list | tuple) else str(value)
+    return value
+
+
+def node_fields(block: Block, config: dict, errors: dict[str, str]) -> list[NodeField]:
+    return [
+        NodeField(
+            param=param,
+            widget=WIDGETS.get(param.type, "input"),
+            value=display_value(param, config.get(param.name)),
+            error=errors.get(param.name, ""),
+        )
+        for param in block.params
+    ]

@@ -1,0 +1,69 @@
+"""Filters the pages use to show durations, JSON, secrets and token counts."""
+
+import json
+from datetime import datetime, timedelta
+from typing import Any
+
+from django import template
+from django.utils import timezone
+from django.utils.timesince import timesince
+
+register = template.Library()
+
+# JSON longer than this many lines is folded in <details> on the run page.
+FOLD_LINES = 12
+
+
+@register.filter
+def duration(ms: float | None) -> str:
+    if ms is None:
+        return "—"
+    if ms < 1000:
+        return f"{ms:.0f} ms"
+    if ms < 60_000:
+        return f"{ms / 1000:.1f} s"
+    return f"{int(ms // 60_000)} min {int(ms % 60_000 // 1000)} s"
+
+
+@register.filter
+def ago(moment: datetime | None) -> str:
+    """How long ago, in words: 'just now', '5 minutes ago', '2 days ago'."""
+    if moment is None:
+        return "—"
+    if timezone.now() - moment < timedelta(minutes=1):
+        return "just now"
+    return f"{timesince(moment)} ago"
+
+
+@register.filter
+def pretty_json(value: Any) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False, default=str)
+
+
+@register.filter
+def is_large_json(value: Any) -> bool:
+    return pretty_json(value).count("\n") >= FOLD_LINES
+
+
+@register.filter
+def secret_hint(last4: str) -> str:
+    return f"••••{last4}"
+
+
+@register.filter
+def tokens_total(tokens: dict | None) -> int | None:
+    if not tokens:
+        return None
+    if "total_tokens" in tokens:
+        return tokens["total_tokens"]
+    return sum(v for v in tokens.values() if isinstance(v, int)) or None
+
+
+@register.filter
+def fuel(value: int | None) -> str:
+    """Fuel in millions of instructions, as a person reads it."""
+    if not value:
+        return "—"
+    if value < 1_000_000:
+        return f"{value:,}"
+    return f"{value / 1_000_000:,.1f} M"

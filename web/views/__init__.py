@@ -1,0 +1,2 @@
+"""The pages of Flowbuilder, one module per area: dashboard, flows, builder, runs, connections,
+gallery."""

@@ -1,0 +1,250 @@
+"""The builder: a canvas of the trigger and steps, node forms generated from the block catalog,
+save, deploy, Wasm uploads and test runs of the draft."""
+
+from __future__ import annotations
+
+import json
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import trigger_client_event
+
+from flows import capabilities
+from flows.catalog import blocks_by_category, get_block
+from flows.compiler import CompileError, compile_document
+from flows.engine import start_run
+from flows.models import Artifact, Flow
+from flows.sandbox import SandboxError, module_capabilities, store_artifact
+
+from ..errors import structured_errors
+from ..forms import node_fields, service_label
+from ..samples import default_event, github_sample_names, sample_event, saved_runs
+from .flows import deploy_flow, owned_flow
+from .runs import live_context
+
+CATEGORY_TITLES = {
+    "trigger": "Triggers",
+    "integration": "Integrations",
+    "logic": "Logic",
+    "code": "Code",
+}
+
+
+def block_catalog() -> dict:
+    """What the canvas needs to know of each block: its title, category and default config."""
+    return {
+        block.kind: {
+            "title": block.title,
+            "category": block.category,
+            "service": block.service,
+            "capabilities": list(block.capabilities),
+            "defaults": {p.name: p.default for p in block.params if p.default is not None},
+        }
+        for blocks in blocks_by_category().values()
+        for block in blocks
+    }
+
+
+@login_required
+def builder(request: HttpRequest, flow_id: int) -> HttpResponse:
+    flow = owned_flow(request, flow_id)
+    palette = [
+        (CATEGORY_TITLES.get(category, category.capitalize()), blocks)
+        for category, blocks in blocks_by_category().items()
+        if category != "trigger"
+    ]
+    return render(
+        request,
+        "web/builder.html",
+        {
+            "flow": flow,
+            "palette": palette,
+            "catalog": block_catalog(),
+            "document": flow.document,
+            "github_samples": github_sample_names(),
+            "event_json": json.dumps(
+                default_event((flow.document or {}).get("trigger") or {}), indent=2
+            ),
+            "saved_runs": saved_runs(flow),
+        },
+    )
+
+
+class BadDocument(ValueError):
+    pass
+
+
+def posted_document(request: HttpRequest) -> dict:
+    try:
+        document = json.loads(request.POST.get("document", ""))
+    except json.JSONDecodeError as exc:
+        raise BadDocument(f"The flow could not be read: {exc.msg} (position {exc.pos}).") from exc
+    if not isinstance(document, dict) or not isinstance(document.get("steps"), list):
+        raise BadDocument("The flow could not be read: it has no list of steps.")
+    return document
+
+
+def save_draft(flow: Flow, document: dict) -> list[dict]:
+    """Store the draft and return its compiler errors (empty when it would deploy)."""
+    flow.document = document
+    if document.get("name"):
+        flow.name = str(document["name"])[:200]
+    flow.save(update_fields=["document", "name", "updated_at"])
+    try:
+        compile_document(document, flow.owner)
+    except CompileError as exc:
+        return structured_errors(exc)
+    return []
+
+
+def with_errors(response: HttpResponse, errors: list[dict]) -> HttpResponse:
+    """Tell the canvas which nodes and fields have errors (an htmx event)."""
+    return trigger_client_event(response, "flow-errors", {"errors": errors})
+
+
+@login_required
+@require_POST
+def builder_save(request: HttpRequest, flow_id: int) -> HttpResponse:
+    flow = owned_flow(request, flow_id)
+    try:
+        errors = save_draft(flow, posted_document(request))
+    except BadDocument as exc:
+        return render(request, "web/_save_result.html", {"problem": str(exc)}, status=400)
+    response = render(request, "web/_save_result.html", {"flow": flow, "errors": errors})
+    return with_errors(response, errors)
+
+
+@login_required
+@require_POST
+def builder_deploy(request: HttpRequest, flow_id: int) -> HttpResponse:
+    flow = owned_flow(request, flow_id)
+    try:
+        errors = save_draft(flow, posted_document(request))
+    except BadDocument as exc:
+        return render(request, "web/_save_result.html", {"problem": str(exc)}, status=400)
+    version = None
+    if not errors:
+        version, errors = deploy_flow(request, flow, note=request.POST.get("note", "")[:200])
+    response = render(
+        request, "web/_deploy_result.html", {"flow": flow, "version": version, "errors": errors}
+    )
+    return with_errors(response, errors)
+
+
+def grant_choices() -> list[tuple[str, list]]:
+    """Capabilities a code step may be granted, grouped by the service they need."""
+    groups: dict[str, list] = {}
+    for cap in sorted(capabilities.REGISTRY.values(), key=lambda c: c.name):
+        groups.setdefault(service_label(cap.service) or "Built in", []).append(cap)
+    return sorted(groups.items())
+
+
+@login_required
+@require_POST
+def builder_node_form(request: HttpRequest, flow_id: int) -> HttpResponse:
+    """The form of one node, generated from its block's declaration, with its errors."""
+    flow = owned_flow(request, flow_id)
+    try:
+        step = json.loads(request.POST.get("step", "{}"))
+        errors = json.loads(request.POST.get("errors", "[]"))
+    except json.JSONDecodeError:
+        step, errors = {}, []
+    if not isinstance(step, dict):
+        step = {}
+    block = get_block(str(step.get("kind", "")))
+    field_errors = {e.get("field", ""): e.get("message", "") for e in errors if e.get("field")}
+    config = step.get("config") if isinstance(step.get("config"), dict) else {}
+    is_trigger = step.get("id") == "trigger"
+    aliases = [
+        (alias, spec.get("service"))
+        for alias, spec in ((flow.document or {}).get("connections") or {}).items()
+        if block is not None and block.service and spec.get("service") == block.service
+    ]
+    context = {
+        "flow": flow,
+        "step": step,
+        "block": block,
+        "is_trigger": is_trigger,
+        "fields": node_fields(block, config, field_errors) if block else [],
+        "general_errors": [e["message"] for e in errors if not e.get("field")],
+        "other_errors": {
+            k: v for k, v in field_errors.items() if k not in {p.name for p in block.params}
+        }
+        if block
+        else field_errors,
+        "trigger_blocks": blocks_by_category().get("trigger", []),
+        "grant_groups": grant_choices() if block and block.category == "code" else [],
+        "grants": step.get("grants") or [],
+        "limits": step.get("limits") or {},
+        "aliases": aliases,
+        "artifacts": Artifact.objects.owned_by(request.user).order_by("-created_at")[:20],
+    }
+    return render(request, "web/_node_form.html", context)
+
+
+@login_required
+@require_POST
+def builder_upload(request: HttpRequest, flow_id: int) -> HttpResponse:
+    """Store an uploaded Wasm module in the artifact store and remember it for this user."""
+    owned_flow(request, flow_id)
+    upload = request.FILES.get("module")
+    if upload is None:
+        return render(
+            request, "web/_upload_result.html", {"problem": "Choose a .wasm file first."}, 400
+        )
+    data = upload.read()
+    try:
+        digest = store_artifact(data)
+        imports = module_capabilities(data)
+    except SandboxError as exc:
+        return render(request, "web/_upload_result.html", {"problem": str(exc)}, status=400)
+    artifact, _ = Artifact.objects.update_or_create(
+        owner=request.user,
+        digest=digest,
+        defaults={"name": upload.name[:200], "size": len(data), "imports": imports},
+    )
+    response = render(request, "web/_upload_result.html", {"artifact": artifact})
+    return trigger_client_event(
+        response,
+        "artifact-uploaded",
+        {"digest": digest, "name": artifact.name, "imports": imports},
+    )
+
+
+@login_required
+@require_GET
+def builder_sample(request: HttpRequest, flow_id: int) -> HttpResponse:
+    flow = owned_flow(request, flow_id)
+    event = sample_event(flow, request.GET.get("sample", ""))
+    return render(
+        request,
+        "web/_event_editor.html",
+        {"event_json": json.dumps(event if event is not None else {}, indent=2)},
+    )
+
+
+@login_required
+@require_POST
+def builder_test_run(request: HttpRequest, flow_id: int) -> HttpResponse:
+    """Save the draft and run it once on the chosen event, then stream it live."""
+    flow = owned_flow(request, flow_id)
+    try:
+        event = json.loads(request.POST.get("event", "") or "{}")
+    except json.JSONDecodeError as exc:
+        problem = f"The event is not valid JSON: {exc.msg} at line {exc.lineno}."
+        return render(request, "web/_test_run.html", {"problem": problem}, status=400)
+    if not isinstance(event, dict):
+        problem = 'The event must be a JSON object, like {"key": "value"}.'
+        return render(request, "web/_test_run.html", {"problem": problem}, status=400)
+    try:
+        errors = save_draft(flow, posted_document(request))
+    except BadDocument as exc:
+        return render(request, "web/_test_run.html", {"problem": str(exc)}, status=400)
+    if errors:
+        response = render(request, "web/_test_run.html", {"errors": errors}, status=422)
+        return with_errors(response, errors)
+    run, _ = start_run(flow, trigger="manual", event=event, draft=True)
+    response = render(request, "web/_test_run.html", live_context(run))
+    return with_errors(response, [])

@@ -1,0 +1,206 @@
+"""A flow's own page: trigger URLs, setup of connections and settings, deploy, versions, diff,
+rollback, pause and delete."""
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from flows.compiler import CompileError, deploy, rollback
+from flows.engine import FlowNotDeployed, pause_flow, resume_flow
+from flows.models import Flow, FlowVersion, Run
+
+from ..diff import document_diff
+from ..errors import structured_errors
+from ..forms import FlowSetupForm
+
+
+def owned_flow(request: HttpRequest, flow_id: int) -> Flow:
+    return get_object_or_404(Flow.objects.owned_by(request.user), pk=flow_id)
+
+
+def trigger_setup(flow: Flow) -> dict:
+    """What the user enters elsewhere to trigger this flow: URLs, secret and GitHub events."""
+    trigger = (flow.document or {}).get("trigger") or {}
+    kind = trigger.get("kind", "")
+    public = settings.FLOWS_PUBLIC_URL.rstrip("/")
+    config = trigger.get("config") or {}
+    events = config.get("events") or []
+    return {
+        "kind": kind,
+        "config": config,
+        "webhook_url": f"{public}/hooks/{flow.webhook_token}/",
+        "github_url": f"{public}/hooks/github/{flow.webhook_token}/",
+        "telegram_url": f"{public}/hooks/telegram/{flow.webhook_token}/",
+        "github_events": sorted({str(e).split(".")[0] for e in events}),
+        "github_actions": events,
+    }
+
+
+def deploy_flow(
+    request: HttpRequest, flow: Flow, note: str = ""
+) -> tuple[FlowVersion | None, list]:
+    """Deploy the draft; return the new version, or the compiler's errors in plain words."""
+    try:
+        version = deploy(flow, request.user, note=note)
+    except CompileError as exc:
+        return None, structured_errors(exc)
+    return version, []
+
+
+@login_required
+def flow_detail(request: HttpRequest, flow_id: int) -> HttpResponse:
+    flow = owned_flow(request, flow_id)
+    runs = Run.objects.owned_by(request.user).filter(flow=flow).select_related("version")[:10]
+    if request.htmx and request.GET.get("part") == "runs":
+        return render(request, "web/_run_rows.html", {"runs": runs, "show_flow": False})
+    return render(
+        request,
+        "web/flow_detail.html",
+        {
+            "flow": flow,
+            "trigger": trigger_setup(flow),
+            "runs": runs,
+            "versions": flow.versions.all()[:5],
+            "setup_form": FlowSetupForm(flow=flow, user=request.user),
+        },
+    )
+
+
+@login_required
+def flow_setup(request: HttpRequest, flow_id: int) -> HttpResponse:
+    """Connect the services and fill in the settings a flow needs, then (optionally) deploy."""
+    flow = owned_flow(request, flow_id)
+    form = FlowSetupForm(request.POST or None, flow=flow, user=request.user)
+    errors: list = []
+    if request.method == "POST" and form.is_valid():
+        flow.document = form.apply(flow.document)
+        flow.save(update_fields=["document", "updated_at"])
+        if "deploy" not in request.POST:
+            messages.success(request, "Saved the connections and settings.")
+            return redirect("flow_setup", flow_id=flow.pk)
+        version, errors = deploy_flow(request, flow, note="Set up")
+        if version is not None:
+            messages.success(request, f"Deployed version {version.number}. Your flow is live.")
+            return redirect("flow_detail", flow_id=flow.pk)
+    return render(
+        request,
+        "web/flow_setup.html",
+        {
+            "flow": flow,
+            "form": form,
+            "errors": errors,
+            "next": reverse("flow_setup", args=[flow.pk]),
+            "trigger": trigger_setup(flow),
+        },
+        status=400 if request.method == "POST" else 200,
+    )
+
+
+@login_required
+@require_POST
+def flow_deploy(request: HttpRequest, flow_id: int) -> HttpResponse:
+    flow = owned_flow(request, flow_id)
+    version, errors = deploy_flow(request, flow, note=request.POST.get("note", "")[:200])
+    if request.htmx:
+        return render(
+            request,
+            "web/_deploy_result.html",
+            {"flow": flow, "version": version, "errors": errors},
+            status=200 if version else 422,
+        )
+    if version is None:
+        for error in errors:
+            messages.error(request, error["message"])
+    else:
+        messages.success(request, f"Deployed version {version.number}.")
+    return redirect("flow_detail", flow_id=flow.pk)
+
+
+@login_required
+def flow_versions(request: HttpRequest, flow_id: int) -> HttpResponse:
+    flow = owned_flow(request, flow_id)
+    return render(
+        request, "web/flow_versions.html", {"flow": flow, "versions": flow.versions.all()}
+    )
+
+
+@login_required
+def version_diff(request: HttpRequest, flow_id: int, number: int) -> HttpResponse:
+    """Version `number` against `?against=` (default: the one before it; "draft": the draft)."""
+    flow = owned_flow(request, flow_id)
+    version = get_object_or_404(flow.versions, number=number)
+    against = request.GET.get("against", "")
+    if against == "draft":
+        old_label, old_doc = f"Version {number}", version.document
+        new_label, new_doc = "Draft", flow.document
+    else:
+        try:
+            other_number = int(against) if against else number - 1
+        except ValueError as exc:
+            raise Http404("No such version.") from exc
+        other = flow.versions.filter(number=other_number).first()
+        old_label = f"Version {other_number}" if other else "Nothing"
+        old_doc = other.document if other else {}
+        new_label, new_doc = f"Version {number}", version.document
+    return render(
+        request,
+        "web/version_diff.html",
+        {
+            "flow": flow,
+            "version": version,
+            "rows": document_diff(old_doc, new_doc),
+            "old_label": old_label,
+            "new_label": new_label,
+            "versions": flow.versions.all(),
+            "against": against,
+        },
+    )
+
+
+@login_required
+@require_POST
+def version_rollback(request: HttpRequest, flow_id: int, number: int) -> HttpResponse:
+    flow = owned_flow(request, flow_id)
+    get_object_or_404(flow.versions, number=number)
+    try:
+        version = rollback(flow, number, request.user)
+    except CompileError as exc:
+        for error in structured_errors(exc):
+            messages.error(request, f"Cannot roll back to version {number}: {error['message']}")
+        return redirect("flow_versions", flow_id=flow.pk)
+    messages.success(
+        request, f"Rolled back: version {version.number} now runs what version {number} ran."
+    )
+    return redirect("flow_versions", flow_id=flow.pk)
+
+
+@login_required
+@require_POST
+def flow_pause(request: HttpRequest, flow_id: int) -> HttpResponse:
+    flow = owned_flow(request, flow_id)
+    if flow.status != Flow.Status.PAUSED:
+        pause_flow(flow)
+        messages.success(request, f"Paused “{flow.name}”: triggers are refused until you resume.")
+        return redirect("flow_detail", flow_id=flow.pk)
+    try:
+        resume_flow(flow)
+    except FlowNotDeployed as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"Resumed “{flow.name}”: triggers start runs again.")
+    return redirect("flow_detail", flow_id=flow.pk)
+
+
+@login_required
+def flow_delete(request: HttpRequest, flow_id: int) -> HttpResponse:
+    flow = owned_flow(request, flow_id)
+    if request.method == "POST":
+        name = flow.name
+        flow.delete()
+        messages.success(request, f"Deleted “{name}” and its run history.")
+        return redirect("dashboard")
+    return render(request, "web/flow_delete.html", {"flow": flow})
