@@ -45,9 +45,17 @@ DOCUMENT = {
     "settings": {},
     "connections": {},
     "steps": [
-        {"id": "check", "kind": "logic.filter", "config": {"condition": "{{ event.body.n is number }}"}},
+        {
+            "id": "check",
+            "kind": "logic.filter",
+            "config": {"condition": "{{ event.body.n is number }}"},
+        },
         {"id": "double", "kind": "code.python", "config": {"source": STEP}},
-        {"id": "say", "kind": "logic.template", "config": {"template": "{{ steps.double.double }}"}},
+        {
+            "id": "say",
+            "kind": "logic.template",
+            "config": {"template": "{{ steps.double.double }}"},
+        },
     ],
     "edges": [],
 }
@@ -63,84 +71,87 @@ def percentile(values: list[float], p: float) -> float:
 
 
 async def drive(base: str, info: dict, runs: int, concurrency: int, warmup: int) -> dict:
+    """Closed loop: each of `concurrency` clients posts an event, waits until the flow's
+    WebSocket reports its run finished, then posts the next one."""
     from websockets.asyncio.client import connect
 
-    sent: dict[int, float] = {}
-    done: dict[int, float] = {}
+    finished_at: dict[int, float] = {}
     statuses: dict[int, str] = {}
-    log_latency: list[float] = []
-    all_done = asyncio.Event()
-    expected: set[int] = set()
+    waiters: dict[int, asyncio.Event] = {}
+    log_latency: dict[int, float] = {}
+    lost_events = 0
+
+    def waiter(run_id: int) -> asyncio.Event:
+        return waiters.setdefault(run_id, asyncio.Event())
 
     async def listen(ws) -> None:
         async for text in ws:
             now = time.time()
             event = json.loads(text)
             if event["type"] == "log":
-                log_latency.append((now - datetime.fromisoformat(event["time"]).timestamp()) * 1000)
+                sent = datetime.fromisoformat(event["time"]).timestamp()
+                log_latency[event["run"]] = (now - sent) * 1000
             elif event["type"] == "run" and event["status"] in FINISHED:
-                done.setdefault(event["run"], now)
+                finished_at.setdefault(event["run"], now)
                 statuses[event["run"]] = event["status"]
-                if expected and expected <= done.keys():
-                    all_done.set()
+                waiter(event["run"]).set()
 
     url = base.replace("http://", "ws://") + f"/ws/flows/{info['flow_id']}/"
     headers = {"Cookie": f"sessionid={info['ada']}"}
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    hook = f"/hooks/{info['token']}/"
+    latencies: dict[int, float] = {}
     async with (
-        connect(url, origin=base, additional_headers=headers, max_queue=None) as ws,
-        httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client,
+        connect(
+            url, origin=base, additional_headers=headers, max_queue=None, ping_interval=None
+        ) as ws,
+        httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as client,
     ):
         listener = asyncio.create_task(listen(ws))
-        hook = f"/hooks/{info['token']}/"
-        ids: list[int] = []
 
-        async def post_all(numbers: range, measured: bool) -> None:
-            queue: asyncio.Queue[int] = asyncio.Queue()
-            for n in numbers:
-                queue.put_nowait(n)
-
-            async def poster() -> None:
-                while not queue.empty():
-                    n = queue.get_nowait()
-                    started = time.time()
-                    answer = await client.post(hook, json={"n": n})
-                    answer.raise_for_status()
-                    run_id = answer.json()["run_id"]
-                    sent[run_id] = started
-                    if measured:
-                        ids.append(run_id)
-
-            await asyncio.gather(*(poster() for _ in range(min(concurrency, len(numbers)))))
-
-        # Warm-up: loads the runner, opens connections; not measured.
-        await post_all(range(warmup), measured=False)
-        deadline = time.monotonic() + 60
-        while not set(sent) <= done.keys() and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
-
-        first = time.time()
-        await post_all(range(warmup, warmup + runs), measured=True)
-        expected.update(ids)
-        if not expected <= done.keys():
+        async def one(n: int) -> int:
+            nonlocal lost_events
+            started = time.time()
+            answer = await client.post(hook, json={"n": n})
+            answer.raise_for_status()
+            run_id = answer.json()["run_id"]
             try:
-                await asyncio.wait_for(all_done.wait(), 300)
+                await asyncio.wait_for(waiter(run_id).wait(), 30)
             except TimeoutError:
-                pass
-        last = max((done[i] for i in ids if i in done), default=time.time())
+                lost_events += 1  # never seen on the WebSocket: ask the status URL instead
+                while (status := (await client.get(answer.json()["status_url"])).json())[
+                    "status"
+                ] not in FINISHED:
+                    await asyncio.sleep(0.05)
+                finished_at[run_id], statuses[run_id] = time.time(), status["status"]
+            latencies[run_id] = (finished_at[run_id] - started) * 1000
+            return run_id
+
+        async def loop(numbers: list[int], out: list[int]) -> None:
+            while numbers:
+                out.append(await one(numbers.pop()))
+
+        async def phase(count: int, offset: int) -> list[int]:
+            numbers, ids = list(range(offset, offset + count)), []
+            await asyncio.gather(*(loop(numbers, ids) for _ in range(concurrency)))
+            return ids
+
+        await phase(warmup, 0)  # loads the runner and opens connections: not measured
+        first = time.time()
+        ids = await phase(runs, warmup)
+        elapsed = time.time() - first
         listener.cancel()
 
-    finished = [i for i in ids if i in done]
-    latencies = [(done[i] - sent[i]) * 1000 for i in finished]
-    failed = [i for i in finished if statuses[i] != "succeeded"]
-    logs = log_latency[-len(finished):] if finished else []
+    measured = [latencies[i] for i in ids]
+    logs = [log_latency[i] for i in ids if i in log_latency]
     return {
-        "runs": len(finished),
-        "failed": len(failed),
-        "missing": len(ids) - len(finished),
-        "runs_per_s": round(len(finished) / (last - first), 1) if finished else 0.0,
-        "latency_ms_p50": round(statistics.median(latencies), 1) if latencies else None,
-        "latency_ms_p99": round(percentile(latencies, 99), 1) if latencies else None,
+        "runs": len(ids),
+        "failed": sum(statuses[i] != "succeeded" for i in ids),
+        "events_lost": lost_events,
+        "concurrency": concurrency,
+        "runs_per_s": round(len(ids) / elapsed, 1),
+        "latency_ms_p50": round(statistics.median(measured), 1),
+        "latency_ms_p99": round(percentile(measured, 99), 1),
         "log_latency_ms_p50": round(statistics.median(logs), 1) if logs else None,
         "log_latency_ms_p95": round(percentile(logs, 95), 1) if logs else None,
     }
@@ -167,7 +178,9 @@ def bench_mode(mode: str, args, work: Path) -> dict:
     try:
         live.run_manage(env, "manage.py", "migrate", "--noinput")
         request = {"document": DOCUMENT, "flow": {"max_concurrency": args.concurrency * 2}}
-        info = json.loads(live.run_manage(env, "-m", "tests.engine.live", "seed", stdin=json.dumps(request)))
+        info = json.loads(
+            live.run_manage(env, "-m", "tests.engine.live", "seed", stdin=json.dumps(request))
+        )
         if mode == "distributed":
             live.run_manage(env, "-c", "from flowbuilder.celery import app; app.control.purge()")
             procs.append(live.start_worker(env, work, concurrency=args.worker_concurrency))
@@ -184,7 +197,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=500)
     parser.add_argument("--warmup", type=int, default=20)
-    parser.add_argument("--concurrency", type=int, default=16, help="POSTs in flight at once")
+    parser.add_argument("--concurrency", type=int, default=8, help="clients posting at once")
     parser.add_argument("--modes", default="embedded,distributed")
     parser.add_argument("--server", default="uvicorn", choices=sorted(live.SERVERS))
     parser.add_argument("--worker-concurrency", type=int, default=os.cpu_count() or 2)
@@ -192,7 +205,9 @@ def main() -> None:
         "--postgres",
         default=os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres"),
     )
-    parser.add_argument("--redis", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/3"))
+    parser.add_argument(
+        "--redis", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/3")
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="flowbuilder-bench-"))
     print(f"logs in {work}", file=sys.stderr)

@@ -249,3 +249,12 @@ if FLOWS_DISTRIBUTED:
 FLOWS_TEMPLATES_DIR = Path(os.environ.get("FLOWS_TEMPLATES_DIR", BASE_DIR / "flow_templates"))
 # A browser watching a busy flow receives every event of every run: let its channel hold a burst.
 CHANNEL_LAYERS["default"].setdefault("CONFIG", {})["capacity"] = 1000
+if DATABASES["default"]["ENGINE"].endswith("postgresql"):
+    # Under ASGI every request runs its database work on a thread of its own, so persistent
+    # per-thread connections pile up past PostgreSQL's limit; a pool per process bounds them.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1,
+        "max_size": env_int("FLOWS_DB_POOL_SIZE", 10),
+        "timeout": 20,
+    }

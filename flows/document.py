@@ -250,7 +250,9 @@ def execution_order(document: dict[str, Any]) -> tuple[list[str], list[Issue]]:
         bad = [n for n in (source, target) if n not in nodes]
         if bad:
             issues.append(
-                Issue(f"edge '{source}' → '{target}': step '{bad[0]}' does not exist", None, "edges")
+                Issue(
+                    f"edge '{source}' → '{target}': step '{bad[0]}' does not exist", None, "edges"
+                )
             )
             continue
         if target == TRIGGER:

@@ -18,7 +18,6 @@ from jinja2 import ChainableUndefined, TemplateSyntaxError, Undefined, nodes
 from jinja2.sandbox import SandboxedEnvironment
 
 
-
 class _Environment(SandboxedEnvironment):
     """Keys of JSON objects win over dict methods: `event.body.items` is the "items" field."""
 

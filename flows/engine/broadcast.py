@@ -15,6 +15,7 @@ that logs. So each process keeps one sender: a queue drained by a single task on
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import os
 import threading
@@ -32,6 +33,10 @@ class _Sender:
         self.loop = loop
         self.queue: asyncio.Queue | None = None
         self.ready = threading.Event()
+        # Events put by other threads wait here; one wake-up of the loop moves all of them.
+        self.pending: collections.deque = collections.deque()
+        self.wake_scheduled = False
+        self.lock = threading.Lock()
         if _running_loop() is loop:
             self._start()
         else:
@@ -51,14 +56,26 @@ class _Sender:
                     await layer.group_send(group, message)
                 except Exception:  # a lost event must not stop the ones after it
                     logger.exception("could not send a run event to %s", group)
-            self.queue.task_done()
+
+    def _move_pending(self) -> None:
+        with self.lock:
+            self.wake_scheduled = False
+            items = list(self.pending)
+            self.pending.clear()
+        for item in items:
+            self.queue.put_nowait(item)
 
     def put(self, groups: tuple[str, ...], message: dict[str, Any]) -> None:
         if _running_loop() is self.loop:
             self.queue.put_nowait((groups, message))
             return
         self.ready.wait(5)
-        self.loop.call_soon_threadsafe(self.queue.put_nowait, (groups, message))
+        with self.lock:
+            self.pending.append((groups, message))
+            if self.wake_scheduled:
+                return
+            self.wake_scheduled = True
+        self.loop.call_soon_threadsafe(self._move_pending)
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:

@@ -103,10 +103,10 @@ def claim(run_id: int, token: str) -> tuple[Run | None, str]:
     """Mark the run `running` for this token, or say why not ("missing", "finished",
     "duplicate", "waiting", "lost")."""
     with _claim_lock, transaction.atomic():
-        flow_id = Run.objects.filter(pk=run_id).values_list("flow_id", flat=True).first()
-        if flow_id is None:
+        # The flow's row first (always in this order): it serialises the slot count per flow.
+        flow = Flow.objects.select_for_update(of=("self",)).filter(runs__pk=run_id).first()
+        if flow is None:
             return None, "missing"
-        flow = Flow.objects.select_for_update().get(pk=flow_id)
         run = Run.objects.select_for_update().get(pk=run_id)
         if run.is_finished:
             return None, "finished"
@@ -121,6 +121,9 @@ def claim(run_id: int, token: str) -> tuple[Run | None, str]:
             running = Run.objects.filter(flow_id=flow.pk, status=Run.Status.RUNNING).count()
             if running >= flow.max_concurrency:
                 Run.objects.filter(pk=run.pk).update(claim=WAITING)
+                # A run finishing while we counted may have looked for waiters before this
+                # commit: look again once committed, so no wake-up is lost.
+                transaction.on_commit(lambda: dispatch_waiting(flow.pk))
                 return None, "waiting"
         now = timezone.now()
         run.status = Run.Status.RUNNING
@@ -146,6 +149,8 @@ def _load_connections(run: Run) -> dict[int, BoundConnection]:
         if binding.get("connection")
     }
     bound: dict[int, BoundConnection] = {}
+    if not ids:
+        return bound
     for connection in Connection.objects.filter(owner_id=run.flow.owner_id, pk__in=ids):
         try:
             bound[connection.pk] = BoundConnection(
@@ -248,7 +253,7 @@ class RunExecution:
             attempt += 1
 
     def run_once(self, step: dict[str, Any], outputs: dict[str, Any], attempt: int) -> StepOutcome:
-        step_run = StepRun.objects.create(
+        step_run = StepRun(
             run=self.run,
             step_id=step["id"],
             position=step["position"],
@@ -257,7 +262,13 @@ class RunExecution:
             attempt=attempt,
             started_at=timezone.now(),
         )
-        logs.send(self.run, logs.step_event(step_run))
+        # Logic blocks finish in microseconds and cannot hang: their row is written (and their
+        # status sent) once, done. Other steps are on record while they run, so a lost worker's
+        # step shows as failed.
+        durable = step["category"] != "logic"
+        if durable:
+            step_run.save(force_insert=True)
+            logs.send(self.run, logs.step_event(step_run))
         usage = Usage()
         log = self.log.for_step(step["id"])
         callables = capability_callables(
@@ -281,37 +292,34 @@ class RunExecution:
         step_run.fuel_used = outcome.fuel_used
         step_run.tokens = usage.totals
         step_run.finished_at = timezone.now()
-        step_run.save(
-            update_fields=[
-                "status",
-                "input",
-                "output",
-                "error",
-                "duration_ms",
-                "fuel_used",
-                "tokens",
-                "finished_at",
-            ]
-        )
+        if durable:
+            step_run.save(
+                update_fields=[
+                    "status",
+                    "input",
+                    "output",
+                    "error",
+                    "duration_ms",
+                    "fuel_used",
+                    "tokens",
+                    "finished_at",
+                ]
+            )
+        else:
+            step_run.save(force_insert=True)
         logs.send(self.run, logs.step_event(step_run))
         outcome.error = step_run.error
         return outcome
 
     def finish(self, status: str, error: str, output: Any) -> None:
         run = self.run
-        with transaction.atomic():
-            Flow.objects.select_for_update().filter(pk=run.flow_id).first()
-            updated = Run.objects.filter(
-                pk=run.pk, status=Run.Status.RUNNING, claim=self.token
-            ).update(
-                status=status,
-                error=self.redact(error)[:MAX_ERROR_CHARS],
-                output=output,
-                finished_at=timezone.now(),
-            )
+        run.status, run.output, run.finished_at = status, output, timezone.now()
+        run.error = self.redact(error)[:MAX_ERROR_CHARS]
+        updated = Run.objects.filter(pk=run.pk, status=Run.Status.RUNNING, claim=self.token).update(
+            status=run.status, error=run.error, output=output, finished_at=run.finished_at
+        )
         if not updated:
             return  # the sweeper decided this run's fate while it was running
-        run.refresh_from_db()
         logs.send(run, logs.run_event(run))
         dispatch_waiting(run.flow_id)
 
@@ -355,6 +363,9 @@ def dispatch_waiting(flow_id: int) -> int:
     """Hand runs that waited for a free slot of their flow back to the executor."""
     from flows.engine.queue import dispatch
 
+    waiting_runs = Run.objects.filter(flow_id=flow_id, status=Run.Status.QUEUED, claim=WAITING)
+    if not waiting_runs.exists():
+        return 0
     with transaction.atomic():
         flow = Flow.objects.select_for_update().filter(pk=flow_id).first()
         if flow is None:
@@ -366,9 +377,7 @@ def dispatch_waiting(flow_id: int) -> int:
         if free <= 0:
             return 0
         waiting = list(
-            Run.objects.filter(flow_id=flow_id, status=Run.Status.QUEUED, claim=WAITING)
-            .order_by("created_at", "id")
-            .values_list("pk", "plan__time_limit_s")[:free]
+            waiting_runs.order_by("created_at", "id").values_list("pk", "plan__time_limit_s")[:free]
         )
         Run.objects.filter(pk__in=[pk for pk, _ in waiting]).update(claim="")
     for pk, limit in waiting:

@@ -107,7 +107,9 @@ class RunLog:
         self.run = run
         self.redact = redact or Redactor()
         self.lock = threading.Lock()
-        self.seq = LogLine.objects.filter(run=run).aggregate(m=Max("seq"))["m"] or 0
+        # Only an earlier attempt of the run can have logged already.
+        first = run.attempts <= 1
+        self.seq = 0 if first else LogLine.objects.filter(run=run).aggregate(m=Max("seq"))["m"] or 0
 
     def write(self, step_id: str, level: str, message: str) -> None:
         level = LEVELS.get(str(level).lower(), "info")

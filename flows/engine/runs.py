@@ -6,7 +6,6 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 
-from flows.engine import logs
 from flows.engine.errors import FlowNotDeployed, FlowPaused
 from flows.engine.queue import dispatch
 from flows.models import Flow, FlowVersion, Run
@@ -33,7 +32,6 @@ def _create(
                 delivery_id=delivery_id,
                 rerun_of=rerun_of,
             )
-            transaction.on_commit(lambda: logs.send(run, logs.run_event(run)))
     except IntegrityError:
         existing = (
             Run.objects.filter(flow=flow, delivery_id=delivery_id).first() if delivery_id else None

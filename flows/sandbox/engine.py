@@ -27,6 +27,8 @@ from .limits import Limits
 ENGINE_SETTINGS = {"consume_fuel": True, "epoch_interruption": True}
 # The wall-clock limit is counted in epochs of this length.
 EPOCH_TICK_S = 0.01
+# Table elements live in host memory, outside the memory limit; the Python runner needs ~10,000.
+TABLE_ELEMENTS = 100_000
 
 
 @cache
@@ -115,7 +117,7 @@ class Runtime:
         store = Store(self.engine)
         store.set_fuel(limits.fuel)
         store.set_epoch_deadline(deadline_ticks(limits.timeout_s))
-        store.set_limits(memory_size=limits.memory_bytes)
+        store.set_limits(memory_size=limits.memory_bytes, table_elements=TABLE_ELEMENTS)
         return store
 
 

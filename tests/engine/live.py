@@ -48,7 +48,12 @@ class Process:
         self.log_path = log_dir / f"{name}.log"
         self.log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            args, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True
+            args,
+            cwd=ROOT,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
     def output(self) -> str:
@@ -91,11 +96,23 @@ def server_env(database_url: str, redis_url: str = "", **extra: str) -> dict[str
 
 SERVERS = {
     "daphne": lambda port: [
-        str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "flowbuilder.asgi:application"
+        str(BIN / "daphne"),
+        "-b",
+        "127.0.0.1",
+        "-p",
+        str(port),
+        "flowbuilder.asgi:application",
     ],
     "uvicorn": lambda port: [
-        str(BIN / "uvicorn"), "--host", "127.0.0.1", "--port", str(port), "--no-access-log",
-        "--ws", "websockets", "flowbuilder.asgi:application",
+        str(BIN / "uvicorn"),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--no-access-log",
+        "--ws",
+        "websockets",
+        "flowbuilder.asgi:application",
     ],
 }
 
@@ -123,9 +140,16 @@ def start_worker(env: dict[str, str], log_dir: Path, concurrency: int = 1) -> Pr
     worker = Process(
         "celery-worker",
         [
-            str(BIN / "celery"), "-A", "flowbuilder", "worker", "--pool=prefork",
-            f"--concurrency={concurrency}", "--without-gossip", "--without-mingle",
-            "--without-heartbeat", "--loglevel=info",
+            str(BIN / "celery"),
+            "-A",
+            "flowbuilder",
+            "worker",
+            "--pool=prefork",
+            f"--concurrency={concurrency}",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "--loglevel=info",
         ],
         env,
         log_dir,
@@ -199,7 +223,9 @@ async def read_events(
     path: str,
     session: str | None,
     *,
-    until=lambda event: event.get("type") == "run" and event.get("status") not in ("queued", "running"),
+    until=lambda event: (
+        event.get("type") == "run" and event.get("status") not in ("queued", "running")
+    ),
     timeout: float = 30,
     on_event=None,
 ) -> list[dict[str, Any]]:

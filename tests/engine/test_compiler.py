@@ -1,8 +1,8 @@
 import pytest
-from integrations.models import Connection
 
 from flows.compiler import CompileError, compile_document, deploy, rollback
 from flows.models import Flow, FlowVersion
+from integrations.models import Connection
 
 from .conftest import document
 
@@ -120,7 +120,10 @@ def test_structure_errors_come_first_and_alone(user):
 
 def test_schedule_cron_and_timezone_are_checked(user):
     doc = document(
-        trigger={"kind": "trigger.schedule", "config": {"cron": "61 * * * *", "timezone": "Mars/Base"}}
+        trigger={
+            "kind": "trigger.schedule",
+            "config": {"cron": "61 * * * *", "timezone": "Mars/Base"},
+        }
     )
     assert errors_of(doc, user).errors == [
         "trigger: '61 * * * *' is not a valid cron expression (five fields: minute hour day "
@@ -135,7 +138,9 @@ def test_schedule_cron_and_timezone_are_checked(user):
     }
 
 
-def test_capabilities_bind_to_the_owners_connection_of_their_service(user, other_user, secret_service):
+def test_capabilities_bind_to_the_owners_connection_of_their_service(
+    user, other_user, secret_service
+):
     theirs = Connection.objects.create(owner=other_user, service="vault", name="theirs")
     mine = Connection.objects.create(owner=user, service="vault", name="mine")
     step = {"id": "read", "kind": "test.vault.read", "config": {}}
@@ -158,7 +163,12 @@ def test_capabilities_bind_to_the_owners_connection_of_their_service(user, other
     doc["connections"]["vault"] = {"service": "vault", "connection": mine.pk, "limits": {"x": 1}}
     plan = compile_document(doc, user)
     assert plan["steps"][0]["bindings"] == {
-        "test.vault.read": {"service": "vault", "alias": "vault", "connection": mine.pk, "limits": {"x": 1}}
+        "test.vault.read": {
+            "service": "vault",
+            "alias": "vault",
+            "connection": mine.pk,
+            "limits": {"x": 1},
+        }
     }
 
 
@@ -172,7 +182,12 @@ def test_code_steps_grant_only_known_capabilities_and_limits_are_capped(user):
                 "grants": ["kv.get", "no.such.capability"],
                 "limits": {"timeout_s": 100000},
             },
-            {"id": "tpl", "kind": "logic.template", "config": {"template": "x"}, "grants": ["kv.get"]},
+            {
+                "id": "tpl",
+                "kind": "logic.template",
+                "config": {"template": "x"},
+                "grants": ["kv.get"],
+            },
         ],
         edges=[],
     )

@@ -1,9 +1,9 @@
 import pytest
-from integrations.models import Connection
 
 from flows.engine import FlowNotDeployed, FlowPaused, pause_flow, rerun, resume_flow, start_run
 from flows.engine.executor import WORKER_LOST, claim, execute_run, sweep_stale_runs
 from flows.models import KVEntry, LogLine, Run, StepRun
+from integrations.models import Connection
 
 from .conftest import document, last_run
 
@@ -279,7 +279,7 @@ def test_the_sweeper_recovers_runs_whose_process_is_gone(
     assert last_run(flow) == silent
 
 
-PY_STEP = '''
+PY_STEP = """
 def main(event, ctx):
     ctx.log("counting for " + ctx.settings["greeting"])
     seen = ctx.call("kv.get", {"key": "count"}) or 0
@@ -289,7 +289,7 @@ def main(event, ctx):
     except ctx.CapabilityError as exc:
         ctx.warn(str(exc))
     return {"count": seen + 1, "name": ctx.steps["only_named"]["passed"], "run": ctx.run["step"]}
-'''
+"""
 
 
 def test_python_steps_get_context_and_only_their_granted_capabilities(make_flow):

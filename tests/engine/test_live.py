@@ -43,7 +43,11 @@ def main(event, ctx):
 
 JOURNEY = document(
     steps=[
-        {"id": "only_named", "kind": "logic.filter", "config": {"condition": "{{ event.body.name }}"}},
+        {
+            "id": "only_named",
+            "kind": "logic.filter",
+            "config": {"condition": "{{ event.body.name }}"},
+        },
         {"id": "work", "kind": "code.python", "config": {"source": WORK}},
         {
             "id": "reply",
@@ -91,7 +95,9 @@ class Stack:
             return live.seed(doc)
         import json
 
-        out = live.run_manage(self.env, "-m", "tests.engine.live", "seed", stdin=json.dumps({"document": doc}))
+        out = live.run_manage(
+            self.env, "-m", "tests.engine.live", "seed", stdin=json.dumps({"document": doc})
+        )
         return json.loads(out)
 
     def run_rows(self, flow_id: int) -> int:
@@ -100,7 +106,9 @@ class Stack:
 
             return Run.objects.filter(flow_id=flow_id).count()
         with sqlite3.connect(self.sqlite_path) as db:
-            return db.execute("select count(*) from flows_run where flow_id = ?", (flow_id,)).fetchone()[0]
+            return db.execute(
+                "select count(*) from flows_run where flow_id = ?", (flow_id,)
+            ).fetchone()[0]
 
     def restart_server(self) -> None:
         port = int(self.base.rsplit(":", 1)[1])
@@ -152,7 +160,10 @@ def test_a_webhook_runs_and_its_owner_reads_the_logs_live(journey):
     events = asyncio.run(live.read_events(journey.base, f"/ws/runs/{run_id}/", info["ada"]))
 
     lines = [(e["seq"], e["step"], e["level"], e["message"]) for e in events if e["type"] == "log"]
-    assert lines == [(1, "work", "info", "hello Ada"), (2, "work", "warning", "counted 19999900000")]
+    assert lines == [
+        (1, "work", "info", "hello Ada"),
+        (2, "work", "warning", "counted 19999900000"),
+    ]
     assert all(e["message"] in e["html"] for e in events if e["type"] == "log")
     steps = [(e["step"], e["attempt"], e["status"]) for e in events if e["type"] == "step"]
     assert len(steps) == len(set(steps))
@@ -169,11 +180,24 @@ def test_a_webhook_runs_and_its_owner_reads_the_logs_live(journey):
 
 def test_only_the_owner_may_watch_a_run_or_a_flow(journey):
     info = journey.seed(JOURNEY)
-    run_id = httpx.post(f"{journey.base}/hooks/{info['token']}/", json={"name": "B"}).json()["run_id"]
+    # ?wait= answers with the output once the run is done: the flow as a serverless function.
+    posted = httpx.post(
+        f"{journey.base}/hooks/{info['token']}/?wait=20", json={"name": "B"}, timeout=30
+    )
+    assert posted.status_code == 200
+    assert (posted.json()["status"], posted.json()["output"]) == (
+        "succeeded",
+        {"text": "B: 19999900000"},
+    )
+    run_id = posted.json()["run_id"]
     for path in (f"/ws/runs/{run_id}/", f"/ws/flows/{info['flow_id']}/"):
         assert asyncio.run(live.close_code(journey.base, path, info["bob"])) == 4403
         assert asyncio.run(live.close_code(journey.base, path, None)) == 4403
     events = asyncio.run(live.read_events(journey.base, f"/ws/runs/{run_id}/", info["ada"]))
+    assert [e["message"] for e in events if e["type"] == "log"] == [
+        "hello B",
+        "counted 19999900000",
+    ]
     assert events[-1]["status"] == "succeeded"
 
 

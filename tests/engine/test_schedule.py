@@ -13,8 +13,17 @@ from .conftest import document
 pytestmark = pytest.mark.django_db
 
 SCHEDULED = document(
-    trigger={"kind": "trigger.schedule", "config": {"cron": "*/15 9-17 * * 1-5", "timezone": "Europe/Paris"}},
-    steps=[{"id": "say", "kind": "logic.template", "config": {"template": "due {{ event.scheduled_at }}"}}],
+    trigger={
+        "kind": "trigger.schedule",
+        "config": {"cron": "*/15 9-17 * * 1-5", "timezone": "Europe/Paris"},
+    },
+    steps=[
+        {
+            "id": "say",
+            "kind": "logic.template",
+            "config": {"template": "due {{ event.scheduled_at }}"},
+        }
+    ],
     edges=[],
 )
 
@@ -26,7 +35,11 @@ def test_deploying_a_schedule_creates_its_periodic_task_and_pausing_disables_it(
     assert task.enabled
     cron = task.crontab
     assert (cron.minute, cron.hour, cron.day_of_month, cron.month_of_year, cron.day_of_week) == (
-        "*/15", "9-17", "*", "*", "1-5",
+        "*/15",
+        "9-17",
+        "*",
+        "*",
+        "1-5",
     )
     assert str(cron.timezone) == "Europe/Paris"
 

@@ -4,9 +4,11 @@ the Python-step runner."""
 from __future__ import annotations
 
 import io
-import multiprocessing
+import json
 import os
 import shutil
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -14,11 +16,9 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management import call_command
 
-from flows.sandbox import Limits, run_python_step, run_wasm_step
+from flows.sandbox import run_python_step, run_wasm_step
 from flows.sandbox.build import component_fingerprint, outdated_reason, read_manifest
 from flows.sandbox.engine import engine_fingerprint, runtime, wasmtime_version
-
-LOOP = "def main(event, ctx):\n    while True:\n        pass\n"
 
 
 def test_one_engine_and_one_epoch_ticker_serve_every_step_of_a_process(
@@ -34,26 +34,51 @@ def test_one_engine_and_one_epoch_ticker_serve_every_step_of_a_process(
     assert tickers[0].daemon
 
 
-def run_in_child(queue: multiprocessing.Queue) -> None:
+FORKING_WORKER = """
+import json, os
+import django
+django.setup()
+from flows.sandbox import Limits, run_python_step
+from flows.sandbox.engine import runtime
+
+LOOP = "def main(event, ctx):\\n    while True:\\n        pass\\n"
+assert run_python_step("def main(event, ctx):\\n    return 1\\n", {}).ok
+parent = runtime()
+read, write = os.pipe()
+pid = os.fork()
+if pid == 0:
     timed_out = run_python_step(LOOP, {}, step="child", limits=Limits(timeout_s=1))
-    fine = run_python_step("def main(event, ctx):\n    return event + 1\n", 41)
-    queue.put((os.getpid(), runtime().pid, timed_out.error, fine.output))
+    fine = run_python_step("def main(event, ctx):\\n    return event + 1\\n", 41)
+    report = [os.getpid(), runtime().pid, runtime() is parent, timed_out.error, fine.output]
+    os.write(write, json.dumps(report).encode())
+    os._exit(0)
+os.close(write)
+child = json.loads(os.read(read, 4096))
+_, status = os.waitpid(pid, 0)
+print(json.dumps({"parent": os.getpid(), "child": child, "status": status,
+                  "parent_runtime_kept": runtime() is parent}))
+"""
 
 
 def test_a_forked_worker_creates_its_own_engine_and_ticker() -> None:
-    parent = runtime()
-    run_python_step("def main(event, ctx):\n    return 1\n", {})
-    context = multiprocessing.get_context("fork")
-    queue = context.Queue()
-    child = context.Process(target=run_in_child, args=(queue,))
-    child.start()
-    child_pid, runtime_pid, timed_out, fine = queue.get(timeout=60)
-    child.join(timeout=10)
-    assert child.exitcode == 0
-    assert runtime_pid == child_pid != os.getpid()
+    # In a fresh interpreter, like a prefork worker pool: the parent ran a step before forking.
+    done = subprocess.run(
+        [sys.executable, "-c", FORKING_WORKER],
+        cwd=settings.BASE_DIR,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "flowbuilder.settings"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    child_pid, runtime_pid, shared, timed_out, fine = report["child"]
+    assert report["status"] == 0
+    assert runtime_pid == child_pid != report["parent"]
+    assert shared is False
     assert timed_out == "step 'child' exceeded its 1 s time limit"
     assert fine == 42
-    assert runtime() is parent
+    assert report["parent_runtime_kept"] is True
 
 
 def test_building_again_with_unchanged_inputs_is_a_fast_no_op() -> None:

@@ -4,7 +4,9 @@ Chromium driven by Playwright."""
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -31,9 +33,9 @@ PASSWORD = "correct-horse-battery-9"
 # A subprocess server shares the test database only when SQLite keeps it in a file.
 _db = settings.DATABASES["default"]
 if _db["ENGINE"].endswith("sqlite3") and not _db.get("TEST", {}).get("NAME"):
-    _db.setdefault("TEST", {})["NAME"] = str(
-        Path(tempfile.mkdtemp(prefix="flowbuilder-web-")) / "test.sqlite3"
-    )
+    _db_dir = tempfile.mkdtemp(prefix="flowbuilder-web-")
+    atexit.register(shutil.rmtree, _db_dir, ignore_errors=True)
+    _db.setdefault("TEST", {})["NAME"] = str(Path(_db_dir) / "test.sqlite3")
 
 
 def make_user(username: str):
@@ -122,7 +124,7 @@ def llm_fake() -> Iterator[GatedLLM]:
 
 
 @pytest.fixture(scope="session")
-def static_root() -> str:
+def static_root() -> Iterator[str]:
     path = tempfile.mkdtemp(prefix="flowbuilder-static-")
     subprocess.run(
         [sys.executable, "manage.py", "collectstatic", "--noinput", "--verbosity", "0"],
@@ -130,7 +132,8 @@ def static_root() -> str:
         env={**os.environ, "STATIC_ROOT": path},
         check=True,
     )
-    return path
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

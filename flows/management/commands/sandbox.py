@@ -9,6 +9,7 @@ python manage.py sandbox declare MODULE.wasm CAPABILITY ... [--output OUT.wasm]
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +113,8 @@ class Command(BaseCommand):
             self.stderr.flush()
 
         granted = {name: local_capability(name, step, on_log) for name in options["grant"]}
+        # A failing capability reaches the step as its error; its traceback is noise here.
+        logging.getLogger("flows.sandbox").setLevel(logging.ERROR)
         common = {"step": step, "capabilities": granted, "limits": limits, "on_log": on_log}
         if path.suffix == ".wasm":
             result = run_wasm_step(code, event, **common)
