@@ -13,7 +13,6 @@ import re
 from typing import Any
 
 from django.db import transaction
-from django.utils.text import slugify
 
 SCHEMA = "flowbuilder/flow@1"
 STEP_ID = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
@@ -313,17 +312,6 @@ def export_document(document: dict[str, Any]) -> dict[str, Any]:
     return exported
 
 
-def _unique_slug(owner, base: str) -> str:
-    from flows.models import Flow
-
-    base = slugify(base)[:180] or "flow"
-    slug, n = base, 1
-    while Flow.objects.filter(owner=owner, slug=slug).exists():
-        n += 1
-        slug = f"{base}-{n}"
-    return slug
-
-
 def import_document(document: dict[str, Any], owner, name: str = ""):
     """Create a draft flow for `owner`; each connection alias binds to the owner's only
     connection of that service, if there is exactly one (otherwise it stays unbound)."""
@@ -346,7 +334,7 @@ def import_document(document: dict[str, Any], owner, name: str = ""):
         return Flow.objects.create(
             owner=owner,
             name=title,
-            slug=_unique_slug(owner, title),
+            slug=Flow.objects.unique_slug(owner, title),
             description=document.get("description", ""),
             document=document,
         )

@@ -10,6 +10,7 @@ import secrets
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from django.utils.text import slugify
 
 
 def new_token() -> str:
@@ -26,6 +27,16 @@ class FlowQuerySet(models.QuerySet):
         if not user.is_authenticated:
             return self.none()
         return self.filter(owner=user)
+
+    def unique_slug(self, owner, name: str) -> str:
+        """A slug for `name` that none of `owner`'s flows has yet ("review-bot-2")."""
+        base = slugify(name)[:180] or "flow"
+        taken = set(self.filter(owner=owner, slug__startswith=base).values_list("slug", flat=True))
+        slug, number = base, 1
+        while slug in taken:
+            number += 1
+            slug = f"{base}-{number}"
+        return slug
 
 
 class Flow(models.Model):

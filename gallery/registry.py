@@ -16,7 +16,6 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.utils.text import slugify
 
 from flows.models import Flow, document_hash
 
@@ -199,19 +198,6 @@ def get_template(slug: str) -> TemplateSpec:
     return _spec(row)
 
 
-def _unique_slug(user, name: str) -> str:
-    base = slugify(name)[:180] or "flow"
-    taken = set(
-        Flow.objects.filter(owner=user, slug__startswith=base).values_list("slug", flat=True)
-    )
-    if base not in taken:
-        return base
-    number = 2
-    while f"{base}-{number}" in taken:
-        number += 1
-    return f"{base}-{number}"
-
-
 def use_template(slug: str, user) -> Flow:
     """Copy a template into the user's flows: an independent draft the user then configures."""
     from integrations.models import Connection
@@ -235,7 +221,7 @@ def use_template(slug: str, user) -> Flow:
                 return Flow.objects.create(
                     owner=user,
                     name=spec.name,
-                    slug=_unique_slug(user, spec.name),
+                    slug=Flow.objects.unique_slug(user, spec.name),
                     description=spec.description,
                     document=document,
                     template=slug,

@@ -7,37 +7,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from django import forms
-from django.utils.text import slugify
 
 from flows.catalog import Block, Param
 from flows.models import Flow, Run
 from integrations.models import Connection
-
-DOCUMENT_SCHEMA = "flowbuilder/flow@1"
-
-
-def blank_document(name: str) -> dict:
-    """A new flow: a manual trigger and no steps yet."""
-    return {
-        "schema": DOCUMENT_SCHEMA,
-        "name": name,
-        "description": "",
-        "trigger": {"kind": "trigger.manual", "config": {}},
-        "settings": {},
-        "connections": {},
-        "steps": [],
-        "edges": [],
-        "layout": {"trigger": {"x": 40, "y": 120}},
-    }
-
-
-def unique_slug(user, name: str) -> str:
-    base = slugify(name)[:180] or "flow"
-    slug, n = base, 1
-    while Flow.objects.filter(owner=user, slug=slug).exists():
-        n += 1
-        slug = f"{base}-{n}"
-    return slug
 
 
 class NewFlowForm(forms.Form):

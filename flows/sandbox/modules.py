@@ -12,7 +12,6 @@ import hashlib
 import json
 import logging
 import struct
-import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -296,20 +295,9 @@ def run_wasm_step(
     on_log: Callable[[str, str], None] | None = None,
 ) -> StepResult:
     """Runs an uploaded module (its bytes, or its artifact digest) in a fresh sandbox."""
-    started = time.perf_counter()
     limits = limits or Limits()
     state = RunState(step, limits, capabilities, on_log)
-
-    def finish(ok: bool, output: Any = None, error: str = "", kind: str = "", **extra: Any):
-        return StepResult(
-            ok=ok,
-            output=output,
-            error=error,
-            error_kind=kind,
-            logs=state.logs,
-            duration_ms=(time.perf_counter() - started) * 1000,
-            **extra,
-        )
+    finish = state.result
 
     try:
         request = json.dumps({"event": event, "context": context or {}}, allow_nan=False).encode()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -114,20 +113,9 @@ def run_python_step(
     on_log: Callable[[str, str], None] | None = None,
 ) -> StepResult:
     """Runs `main(event, ctx)` of `source` in a fresh sandbox and reports how it went."""
-    started = time.perf_counter()
     limits = limits or Limits()
     state = RunState(step, limits, capabilities, on_log)
-
-    def finish(ok: bool, output: Any = None, error: str = "", kind: str = "", **extra: Any):
-        return StepResult(
-            ok=ok,
-            output=output,
-            error=error,
-            error_kind=kind,
-            logs=state.logs,
-            duration_ms=(time.perf_counter() - started) * 1000,
-            **extra,
-        )
+    finish = state.result
 
     try:
         event_json = json.dumps(event, allow_nan=False)

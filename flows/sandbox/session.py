@@ -18,6 +18,7 @@ from typing import Any
 from flows.capabilities import CapabilityError
 
 from .limits import Limits
+from .results import StepResult
 
 logger = logging.getLogger("flows.sandbox")
 
@@ -57,6 +58,21 @@ class RunState:
         # Partial lines the guest wrote to stdout/stderr.
         self.pending = {"info": "", "warning": ""}
         self.lock = threading.Lock()
+        self.started = time.perf_counter()
+
+    def result(
+        self, ok: bool, output: Any = None, error: str = "", kind: str = "", **extra: Any
+    ) -> StepResult:
+        """The step's result, with its logs and the time since the state was made."""
+        return StepResult(
+            ok=ok,
+            output=output,
+            error=error,
+            error_kind=kind,
+            logs=self.logs,
+            duration_ms=(time.perf_counter() - self.started) * 1000,
+            **extra,
+        )
 
     def log(self, level: str, message: str) -> bool:
         """Records a log line; False once the step has written more than its log limit."""

@@ -10,11 +10,8 @@ from django.contrib.auth import get_user_model
 
 from flows.compiler import deploy
 from flows.models import Flow
-from tests.fakes.discord import FakeDiscord
 from tests.fakes.github import FakeGitHub
 from tests.fakes.llm import FakeLLM
-from tests.fakes.slack import FakeSlack
-from tests.fakes.telegram import FakeTelegram
 from tests.fakes.web import FakeWebsite
 from tests.integrations.support import Recorder
 
@@ -63,26 +60,6 @@ def github(settings) -> Iterator[FakeGitHub]:
 @pytest.fixture
 def llm() -> Iterator[FakeLLM]:
     with FakeLLM(models=["llama3", "qwen2.5-coder"]) as fake:
-        yield fake
-
-
-@pytest.fixture
-def slack(settings) -> Iterator[FakeSlack]:
-    with FakeSlack() as fake:
-        settings.FLOWS_SLACK_API_URL = fake.api_url
-        yield fake
-
-
-@pytest.fixture
-def discord() -> Iterator[FakeDiscord]:
-    with FakeDiscord() as fake:
-        yield fake
-
-
-@pytest.fixture
-def telegram(settings) -> Iterator[FakeTelegram]:
-    with FakeTelegram() as fake:
-        settings.FLOWS_TELEGRAM_API_URL = fake.url
         yield fake
 
 

@@ -25,9 +25,6 @@ from flows.compiler import deploy
 from flows.models import Flow
 from gallery.registry import use_template
 from integrations.models import Connection
-from tests.fakes.discord import FakeDiscord
-from tests.fakes.slack import FakeSlack
-from tests.fakes.telegram import FakeTelegram
 from tests.templates.support import FeedGitHub, ScriptedLLM, connect
 
 
@@ -58,26 +55,6 @@ def github(settings) -> Iterator[FeedGitHub]:
 @pytest.fixture
 def llm() -> Iterator[ScriptedLLM]:
     with ScriptedLLM(models=["llama3"], context_size=2048) as fake:
-        yield fake
-
-
-@pytest.fixture
-def slack(settings) -> Iterator[FakeSlack]:
-    with FakeSlack() as fake:
-        settings.FLOWS_SLACK_API_URL = fake.api_url
-        yield fake
-
-
-@pytest.fixture
-def discord() -> Iterator[FakeDiscord]:
-    with FakeDiscord() as fake:
-        yield fake
-
-
-@pytest.fixture
-def telegram(settings) -> Iterator[FakeTelegram]:
-    with FakeTelegram() as fake:
-        settings.FLOWS_TELEGRAM_API_URL = fake.url
         yield fake
 
 

@@ -7,9 +7,10 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from flows.document import empty_document
 from flows.models import Flow, Run
 
-from ..forms import NewFlowForm, blank_document, unique_slug
+from ..forms import NewFlowForm
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -64,8 +65,8 @@ def flow_create(request: HttpRequest) -> HttpResponse:
     flow = Flow.objects.create(
         owner=request.user,
         name=name,
-        slug=unique_slug(request.user, name),
-        document=blank_document(name),
+        slug=Flow.objects.unique_slug(request.user, name),
+        document={**empty_document(name), "layout": {"trigger": {"x": 40, "y": 120}}},
     )
     messages.success(request, f"Created “{flow.name}”. Add steps from the palette on the left.")
     return redirect("builder", flow_id=flow.pk)
