@@ -329,7 +329,7 @@ def import_document(document: dict[str, Any], owner, name: str = ""):
             .values_list("id", flat=True)[:2]
         )
         spec["connection"] = candidates[0] if len(candidates) == 1 else None
-    title = name or document.get("name") or "Imported flow"
+    title = str(name or document.get("name") or "Imported flow")[:200]
     with transaction.atomic():
         return Flow.objects.create(
             owner=owner,

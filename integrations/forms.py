@@ -31,6 +31,13 @@ def _secret_field(label: str, *, required: bool, help_text: str = "") -> forms.C
     )
 
 
+class SecretTextarea(forms.Textarea):
+    """Like a password input, never sends what was typed back to the browser (on an error)."""
+
+    def format_value(self, value: Any) -> None:
+        return None
+
+
 class ConnectionForm(forms.ModelForm):
     """The name, the service's config fields and its secret fields."""
 
@@ -236,7 +243,7 @@ class HttpConnectionForm(ConnectionForm):
         required=False,
         strip=True,
         help_text="One per line, e.g. Authorization: Bearer abc123. Replaces the saved ones.",
-        widget=forms.Textarea(attrs={"rows": 3, "autocomplete": "off"}),
+        widget=SecretTextarea(attrs={"rows": 3, "autocomplete": "off"}),
     )
 
     def clean_headers(self) -> dict[str, str]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -19,6 +18,7 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from flows.models import Flow
+from integrations import jsonlimits
 from integrations.triggers import (
     GITHUB_TRIGGER,
     TELEGRAM_TRIGGER,
@@ -67,7 +67,7 @@ def _github_payload(request: HttpRequest, body: bytes) -> dict:
     # GitHub sends either JSON or, when the hook is set to form encoding, a `payload` field.
     if request.content_type == "application/x-www-form-urlencoded":
         body = (parse_qs(body.decode()).get("payload") or ["{}"])[0].encode()
-    payload = json.loads(body)
+    payload = jsonlimits.loads(body)
     if not isinstance(payload, dict):
         raise ValueError("the payload is not a JSON object")
     return payload
@@ -145,7 +145,7 @@ def telegram_hook(request: HttpRequest, webhook_token: str) -> JsonResponse:
             "with this flow's webhook secret as its secret_token.",
         )
     try:
-        update = json.loads(body)
+        update = jsonlimits.loads(body)
         if not isinstance(update, dict):
             raise ValueError("the update is not a JSON object")
     except (ValueError, UnicodeDecodeError) as exc:

@@ -125,7 +125,7 @@ def module_capabilities(data: bytes) -> list[str]:
     try:
         # C strings may bring their terminating NUL along.
         names = json.loads(declared[0].rstrip(b"\0 \n").decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         raise SandboxError(problem) from None
     if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
         raise SandboxError(problem)

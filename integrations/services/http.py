@@ -7,7 +7,8 @@ refused after DNS resolution (unless FLOWS_ALLOW_PRIVATE_HOSTS), a cap on the an
 FLOWS_HTTP_REQUEST_RESPONSE_MAX_BYTES), and no redirects followed (a 3xx comes back as it is).
 
 An optional `http` connection adds secret headers (secrets named `header:<Name>`) and a base URL
-for relative URLs; the step never sees those header values.
+for relative URLs; the step never sees those header values. The headers go only to the base URL's
+host and to hosts the allowlist names (not `*`), so a URL taken from an event cannot collect them.
 """
 
 from __future__ import annotations
@@ -44,6 +45,19 @@ def host_allowed(url: httpx.URL, allowed: list[str]) -> bool:
         if name == "*" or name == host or (name.startswith("*.") and host.endswith(name[1:])):
             return True
     return False
+
+
+def secrets_may_go_to(url: httpx.URL, base_url: str, allowed: list[str] | None) -> bool:
+    """Whether the connection's secret headers may be sent to `url`."""
+    if base_url:
+        base = httpx.URL(base_url)
+        if (base.host, base.port or _default_port(base)) == (
+            url.host,
+            url.port or _default_port(url),
+        ):
+            return True
+    named = [entry for entry in allowed or [] if entry.strip() != "*"]
+    return host_allowed(url, named)
 
 
 def _default_port(url: httpx.URL) -> int:
@@ -128,6 +142,13 @@ def request(ctx: CapabilityContext, payload: dict) -> dict:
             f"{url.host} is not one of them."
         )
     hidden = secret_headers(ctx.secrets)
+    if hidden and not secrets_may_go_to(url, config.get("base_url") or "", allowed):
+        ctx.log(
+            "warning",
+            f"http.request: the connection's secret headers were not sent to {url.host}, which "
+            "is neither the connection's base URL nor a host the flow's allowlist names.",
+        )
+        hidden = {}
     cap = settings.FLOWS_HTTP_RESPONSE_MAX_BYTES
     max_bytes = min(
         int(limits.get("max_response_bytes") or settings.FLOWS_HTTP_REQUEST_RESPONSE_MAX_BYTES),

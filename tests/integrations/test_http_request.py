@@ -133,6 +133,29 @@ def test_secret_headers_of_the_connection_are_added_and_never_returned(website, 
     assert "sk-live-abcdefghijklmnopqrstuvwx" not in repr(result)
 
 
+def test_secret_headers_go_only_to_the_base_url_host_and_named_hosts(website, recorder):
+    token = "Bearer sk-live-abcdefghijklmnopqrstuvwx"
+    secrets = {"header:Authorization": token}
+    # A URL from an event, on another host than the connection's base URL: no secret sent.
+    elsewhere = website.url.replace("127.0.0.1", "localhost") + "/echo"
+    ctx = recorder.context(secrets=secrets, config={"base_url": website.url})
+    result = call("http.request", ctx, {"url": elsewhere})
+    assert "authorization" not in result["json"]["headers"]
+    assert recorder.logs[-1] == (
+        "warning",
+        "http.request: the connection's secret headers were not sent to localhost, which is "
+        "neither the connection's base URL nor a host the flow's allowlist names.",
+    )
+    # Allowing any host ("*") does not hand the secret to any host either.
+    ctx = recorder.context(secrets=secrets, limits={"allowed_hosts": ["*"]})
+    result = call("http.request", ctx, {"url": elsewhere})
+    assert "authorization" not in result["json"]["headers"]
+    # A host the allowlist names gets it.
+    ctx = recorder.context(secrets=secrets, limits={"allowed_hosts": ["localhost"]})
+    call("http.request", ctx, {"url": elsewhere})
+    assert website.requests[-1].headers["authorization"] == token
+
+
 def test_bad_requests_are_explained(recorder):
     ctx = recorder.context()
     with pytest.raises(CapabilityError) as error:

@@ -17,6 +17,7 @@ from flows.compiler import CompileError, compile_document
 from flows.engine import start_run
 from flows.models import Artifact, Flow
 from flows.sandbox import SandboxError, module_capabilities, store_artifact
+from integrations import jsonlimits
 
 from ..errors import structured_errors
 from ..forms import node_fields, service_label
@@ -78,12 +79,55 @@ class BadDocument(ValueError):
 
 def posted_document(request: HttpRequest) -> dict:
     try:
-        document = json.loads(request.POST.get("document", ""))
+        document = jsonlimits.loads(request.POST.get("document", ""))
     except json.JSONDecodeError as exc:
         raise BadDocument(f"The flow could not be read: {exc.msg} (position {exc.pos}).") from exc
+    except jsonlimits.TooDeep as exc:
+        raise BadDocument(f"The flow could not be read: {exc}.") from exc
     if not isinstance(document, dict) or not isinstance(document.get("steps"), list):
         raise BadDocument("The flow could not be read: it has no list of steps.")
+    if problem := shape_problem(document):
+        raise BadDocument(f"The flow could not be read: {problem}.")
     return document
+
+
+# The parts of a draft the pages read; a draft of another shape would break them once saved.
+OBJECT_PARTS = ("trigger", "settings", "connections", "layout")
+
+
+def shape_problem(document: dict) -> str:
+    """Why the pages could not read this draft ("" when they can)."""
+    for part in OBJECT_PARTS:
+        if not isinstance(document.get(part, {}), dict):
+            return f'"{part}" must be an object'
+    if not isinstance(document.get("edges", []), list):
+        return '"edges" must be a list'
+    trigger = document.get("trigger") or {}
+    if not isinstance(trigger.get("kind", ""), str):
+        return 'the trigger\'s "kind" must be a string'
+    if not isinstance(trigger.get("config", {}), dict):
+        return 'the trigger\'s "config" must be an object'
+    if not isinstance(trigger.get("config", {}).get("events", []), list | str):
+        return 'the trigger\'s "events" must be a list'
+    for alias, spec in (document.get("connections") or {}).items():
+        if not isinstance(spec, dict) or not isinstance(spec.get("service", ""), str):
+            return f'connection "{alias}" must be an object with a "service" name'
+    for number, step in enumerate(document["steps"], 1):
+        if not isinstance(step, dict):
+            return f"step {number} must be an object"
+        for key, kind, words in STEP_PARTS:
+            if not isinstance(step.get(key, kind()), kind):
+                return f'the "{key}" of step {number} must be {words}'
+    return ""
+
+
+STEP_PARTS = (
+    ("id", str, "a string"),
+    ("kind", str, "a string"),
+    ("config", dict, "an object"),
+    ("grants", list, "a list"),
+    ("limits", dict, "an object"),
+)
 
 
 def save_draft(flow: Flow, document: dict) -> list[dict]:
@@ -147,12 +191,14 @@ def builder_node_form(request: HttpRequest, flow_id: int) -> HttpResponse:
     """The form of one node, generated from its block's declaration, with its errors."""
     flow = owned_flow(request, flow_id)
     try:
-        step = json.loads(request.POST.get("step", "{}"))
-        errors = json.loads(request.POST.get("errors", "[]"))
-    except json.JSONDecodeError:
+        step = jsonlimits.loads(request.POST.get("step", "{}"))
+        errors = jsonlimits.loads(request.POST.get("errors", "[]"))
+    except ValueError:
         step, errors = {}, []
     if not isinstance(step, dict):
         step = {}
+    # The canvas sends the compiler's errors back as it got them: keep only well-formed ones.
+    errors = [e for e in errors if isinstance(e, dict)] if isinstance(errors, list) else []
     block = get_block(str(step.get("kind", "")))
     field_errors = {e.get("field", ""): e.get("message", "") for e in errors if e.get("field")}
     config = step.get("config") if isinstance(step.get("config"), dict) else {}
@@ -160,7 +206,10 @@ def builder_node_form(request: HttpRequest, flow_id: int) -> HttpResponse:
     aliases = [
         (alias, spec.get("service"))
         for alias, spec in ((flow.document or {}).get("connections") or {}).items()
-        if block is not None and block.service and spec.get("service") == block.service
+        if block is not None
+        and block.service
+        and isinstance(spec, dict)
+        and spec.get("service") == block.service
     ]
     context = {
         "flow": flow,
@@ -168,7 +217,7 @@ def builder_node_form(request: HttpRequest, flow_id: int) -> HttpResponse:
         "block": block,
         "is_trigger": is_trigger,
         "fields": node_fields(block, config, field_errors) if block else [],
-        "general_errors": [e["message"] for e in errors if not e.get("field")],
+        "general_errors": [e.get("message", "") for e in errors if not e.get("field")],
         "other_errors": {
             k: v for k, v in field_errors.items() if k not in {p.name for p in block.params}
         }
@@ -231,9 +280,12 @@ def builder_test_run(request: HttpRequest, flow_id: int) -> HttpResponse:
     """Save the draft and run it once on the chosen event, then stream it live."""
     flow = owned_flow(request, flow_id)
     try:
-        event = json.loads(request.POST.get("event", "") or "{}")
+        event = jsonlimits.loads(request.POST.get("event", "") or "{}")
     except json.JSONDecodeError as exc:
         problem = f"The event is not valid JSON: {exc.msg} at line {exc.lineno}."
+        return render(request, "web/_test_run.html", {"problem": problem}, status=400)
+    except jsonlimits.TooDeep as exc:
+        problem = f"The event cannot be used: {exc}."
         return render(request, "web/_test_run.html", {"problem": problem}, status=400)
     if not isinstance(event, dict):
         problem = 'The event must be a JSON object, like {"key": "value"}.'

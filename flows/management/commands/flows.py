@@ -10,6 +10,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
@@ -18,6 +19,7 @@ from flows.compiler import CompileError, deploy
 from flows.document import export_document, import_document
 from flows.engine import FlowNotDeployed, FlowPaused, start_run
 from flows.models import Flow, LogLine, Run
+from integrations import jsonlimits
 
 POLL_S = 0.1
 
@@ -37,6 +39,18 @@ def find_flow(ref: str) -> Flow:
 
 def _compile_errors(exc: CompileError) -> CommandError:
     return CommandError("the flow does not compile:\n" + "\n".join(f"  - {e}" for e in exc.errors))
+
+
+def read_json_file(path: str) -> Any:
+    """The JSON in `path`, or a CommandError that says what is wrong with the file."""
+    try:
+        return jsonlimits.loads(Path(path).read_bytes())
+    except OSError as exc:
+        raise CommandError(f"cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise CommandError(f"{path} is not UTF-8 text.") from None
+    except ValueError as exc:
+        raise CommandError(f"{path} is not valid JSON: {exc}") from None
 
 
 class Command(BaseCommand):
@@ -78,12 +92,7 @@ class Command(BaseCommand):
         owner = get_user_model().objects.filter(username=options["owner"]).first()
         if owner is None:
             raise CommandError(f"No user '{options['owner']}'.")
-        try:
-            document = json.loads(Path(options["file"]).read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise CommandError(f"cannot read {options['file']}: {exc.strerror}") from None
-        except json.JSONDecodeError as exc:
-            raise CommandError(f"{options['file']} is not valid JSON: {exc}") from None
+        document = read_json_file(options["file"])
         try:
             flow = import_document(document, owner, options["name"])
         except ValueError as exc:
@@ -102,10 +111,7 @@ class Command(BaseCommand):
         flow = find_flow(options["flow"])
         event = {}
         if options["event"]:
-            try:
-                event = json.loads(Path(options["event"]).read_text(encoding="utf-8"))
-            except (OSError, json.JSONDecodeError) as exc:
-                raise CommandError(f"cannot read the event: {exc}") from None
+            event = read_json_file(options["event"])
         elif flow.document.get("trigger", {}).get("kind") == "trigger.manual":
             event = flow.document["trigger"].get("config", {}).get("sample_event") or {}
         try:
