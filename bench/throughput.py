@@ -4,9 +4,11 @@ A 3-step flow (filter, Python step, template) with no outside calls is driven th
 webhook of a real ASGI server: in embedded mode (SQLite, runs in the server's threads) and in
 distributed mode (PostgreSQL, Redis, one Celery worker). It measures sustained runs per second,
 the latency from POST to the run's completion (seen on the flow's WebSocket), and the log latency
-from the guest's log call (the time the host stamped on the line) to the WebSocket client.
+from the guest's log call (the time the host stamped on the line) to the WebSocket client, and
+the CPU time a run costs the server, the worker, PostgreSQL and Redis.
 
     .venv/bin/python bench/throughput.py [--runs 500] [--concurrency 16] [--modes embedded,distributed]
+        [--worker-concurrency 2] [--worker-pool prefork]
 
 The last lines are one JSON object per mode (distributed last).
 """
@@ -62,6 +64,56 @@ DOCUMENT = {
 FINISHED = {"succeeded", "failed", "skipped", "cancelled"}
 
 
+def _cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of a process and its live descendants, from /proc (Linux)."""
+    total = 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except (OSError, IndexError, ValueError):
+        return total
+    return total + sum(_cpu_seconds(int(child)) for child in children)
+
+
+def _cpu_of_programs(names: tuple[str, ...]) -> float:
+    """CPU time of every process whose command starts with one of `names` (PostgreSQL, Redis)."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes().split(b"\0", 1)[0].decode(errors="replace")
+            if os.path.basename(command.split(" ", 1)[0]).startswith(names):
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                total += int(fields[11]) + int(fields[12])
+        except (OSError, IndexError, ValueError):
+            continue
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """CPU milliseconds per run spent by the bench's server and worker (with its pool processes),
+    and by the machine's PostgreSQL and Redis processes (shared: other work counts there too)."""
+
+    def __init__(self, procs: dict[str, live.Process]):
+        self.pids = {name: proc.proc.pid for name, proc in procs.items()}
+        self.start: dict[str, float] = {}
+
+    def sample(self) -> dict[str, float]:
+        values = {name: _cpu_seconds(pid) for name, pid in self.pids.items()}
+        values["postgres"] = _cpu_of_programs(("postgres",))
+        values["redis"] = _cpu_of_programs(("redis-server",))
+        return values
+
+    def begin(self) -> None:
+        self.start = self.sample()
+
+    def per_run(self, runs: int) -> dict[str, float]:
+        end = self.sample()
+        return {name: round((end[name] - self.start[name]) * 1000 / runs, 2) for name in end}
+
+
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     if not ordered:
@@ -70,7 +122,9 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[index]
 
 
-async def drive(base: str, info: dict, runs: int, concurrency: int, warmup: int) -> dict:
+async def drive(
+    base: str, info: dict, runs: int, concurrency: int, warmup: int, meter: CpuMeter
+) -> dict:
     """Closed loop: each of `concurrency` clients posts an event, waits until the flow's
     WebSocket reports its run finished, then posts the next one."""
     from websockets.asyncio.client import connect
@@ -137,9 +191,11 @@ async def drive(base: str, info: dict, runs: int, concurrency: int, warmup: int)
             return ids
 
         await phase(warmup, 0)  # loads the runner and opens connections: not measured
+        meter.begin()
         first = time.time()
         ids = await phase(runs, warmup)
         elapsed = time.time() - first
+        cpu = meter.per_run(len(ids))
         listener.cancel()
 
     measured = [latencies[i] for i in ids]
@@ -154,6 +210,8 @@ async def drive(base: str, info: dict, runs: int, concurrency: int, warmup: int)
         "latency_ms_p99": round(percentile(measured, 99), 1),
         "log_latency_ms_p50": round(statistics.median(logs), 1) if logs else None,
         "log_latency_ms_p95": round(percentile(logs, 95), 1) if logs else None,
+        "cpu_ms_per_run": cpu,
+        "load_average": round(os.getloadavg()[0], 2),
     }
 
 
@@ -169,7 +227,7 @@ def prepare_postgres(url: str) -> str:
 
 
 def bench_mode(mode: str, args, work: Path) -> dict:
-    procs: list[live.Process] = []
+    procs: dict[str, live.Process] = {}
     extra = {"FLOWS_SCHEDULER": "off", "LOG_LEVEL": "ERROR", "FLOWS_LOG_LEVEL": "WARNING"}
     if mode == "distributed":
         env = live.server_env(prepare_postgres(args.postgres), args.redis, **extra)
@@ -183,12 +241,15 @@ def bench_mode(mode: str, args, work: Path) -> dict:
         )
         if mode == "distributed":
             live.run_manage(env, "-c", "from flowbuilder.celery import app; app.control.purge()")
-            procs.append(live.start_worker(env, work, concurrency=args.worker_concurrency))
-        server, base = live.start_server(env, work, program=args.server)
-        procs.append(server)
-        result = asyncio.run(drive(base, info, args.runs, args.concurrency, args.warmup))
+            procs["worker"] = live.start_worker(
+                env, work, concurrency=args.worker_concurrency, pool=args.worker_pool
+            )
+        procs["server"], base = live.start_server(env, work, program=args.server)
+        result = asyncio.run(
+            drive(base, info, args.runs, args.concurrency, args.warmup, CpuMeter(procs))
+        )
     finally:
-        for proc in reversed(procs):
+        for proc in reversed(procs.values()):
             proc.stop()
     return {"mode": mode, **result}
 
@@ -201,6 +262,7 @@ def main() -> None:
     parser.add_argument("--modes", default="embedded,distributed")
     parser.add_argument("--server", default="uvicorn", choices=sorted(live.SERVERS))
     parser.add_argument("--worker-concurrency", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--worker-pool", default="prefork", choices=["prefork", "threads", "solo"])
     parser.add_argument(
         "--postgres",
         default=os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres"),

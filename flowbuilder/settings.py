@@ -233,6 +233,9 @@ CELERY_BEAT_SCHEDULE = {
 }
 # A message is handed to another worker only after this long unacknowledged: above any run.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 6 * 3600}
+# Celery's Django fixup otherwise closes a prefork process's database pool around every task:
+# each run then paid for a new PostgreSQL connection (a server process fork and its start-up).
+CELERY_DB_REUSE_MAX = env_int("FLOWS_WORKER_DB_REUSE_MAX", 1000)
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # Server threads and the embedded executor write at once: WAL lets readers go on, IMMEDIATE
     # transactions queue writers on the timeout instead of failing on a lock upgrade.

@@ -123,7 +123,13 @@ def _run_answer(run: Run) -> dict[str, Any]:
 
 
 def _start(token: str, event: dict, delivery_id: str) -> tuple[Run, bool]:
-    flow = Flow.objects.select_related("current_version").filter(webhook_token=token).first()
+    # The draft and the deployed document are not needed to start a run: only the plan is.
+    flow = (
+        Flow.objects.select_related("current_version")
+        .defer("document", "current_version__document")
+        .filter(webhook_token=token)
+        .first()
+    )
     if flow is None:
         raise BadRequest(404, "No flow has this webhook URL.")
     trigger = ((flow.current_version.plan if flow.current_version else {}) or {}).get("trigger", {})

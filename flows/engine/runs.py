@@ -21,17 +21,23 @@ def _create(
     delivery_id: str = "",
     rerun_of: Run | None = None,
 ) -> tuple[Run, bool]:
+    fields = {
+        "flow": flow,
+        "version": version,
+        "plan": plan,
+        "trigger": trigger,
+        "event": event,
+        "delivery_id": delivery_id,
+        "rerun_of": rerun_of,
+    }
     try:
-        with transaction.atomic():
-            run = Run.objects.create(
-                flow=flow,
-                version=version,
-                plan=plan,
-                trigger=trigger,
-                event=event,
-                delivery_id=delivery_id,
-                rerun_of=rerun_of,
-            )
+        if transaction.get_connection().in_atomic_block:
+            # A savepoint, so a repeated delivery leaves the caller's transaction usable.
+            with transaction.atomic():
+                run = Run.objects.create(**fields)
+        else:
+            # In autocommit the INSERT is a transaction of its own: no BEGIN/COMMIT round trips.
+            run = Run.objects.create(**fields)
     except IntegrityError:
         existing = (
             Run.objects.filter(flow=flow, delivery_id=delivery_id).first() if delivery_id else None

@@ -136,7 +136,9 @@ def start_server(
     return server, base
 
 
-def start_worker(env: dict[str, str], log_dir: Path, concurrency: int = 1) -> Process:
+def start_worker(
+    env: dict[str, str], log_dir: Path, concurrency: int = 1, pool: str = "prefork"
+) -> Process:
     worker = Process(
         "celery-worker",
         [
@@ -144,7 +146,7 @@ def start_worker(env: dict[str, str], log_dir: Path, concurrency: int = 1) -> Pr
             "-A",
             "flowbuilder",
             "worker",
-            "--pool=prefork",
+            f"--pool={pool}",
             f"--concurrency={concurrency}",
             "--without-gossip",
             "--without-mingle",

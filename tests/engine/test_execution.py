@@ -371,3 +371,22 @@ def test_python_syntax_errors_are_compile_errors_with_the_line(user):
     [error] = caught.value.errors
     assert error.startswith("step 'bad': SyntaxError at line 2")
     assert (error.step, error.field) == ("bad", "source")
+
+
+def test_a_run_costs_a_fixed_small_number_of_database_statements(make_flow):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    flow = make_flow()
+    start_run(flow, trigger="webhook", event={"body": {"name": "Warm"}})
+    with CaptureQueriesContext(connection) as queries:
+        run, _ = start_run(flow, trigger="webhook", event={"body": {"name": "Ada"}})
+    run.refresh_from_db()
+    assert run.status == Run.Status.SUCCEEDED
+    # The test's transaction turns the webhook's INSERT and the claim into savepoints.
+    assert [q["sql"].split()[0] for q in queries.captured_queries] == [
+        *("SAVEPOINT", "INSERT", "RELEASE"),  # the queued run, with everything known
+        *("SAVEPOINT", "SELECT", "SELECT", "UPDATE", "RELEASE"),  # claim: flow, run + running
+        *("INSERT", "INSERT"),  # one row per logic step, once done
+        "UPDATE",  # finished, and whether other runs wait for the slot
+    ]
