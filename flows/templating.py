@@ -15,19 +15,54 @@ from functools import lru_cache
 from typing import Any
 
 from jinja2 import ChainableUndefined, TemplateSyntaxError, Undefined, nodes
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2.sandbox import SandboxedEnvironment, SecurityError
+
+# Bounds on what one template may build, so a field value cannot exhaust the worker's memory.
+MAX_TEXT_CHARS = 1_000_000
+MAX_NUMBER_BITS = 4096
+MAX_RANGE = 10_000
 
 
 class _Environment(SandboxedEnvironment):
-    """Keys of JSON objects win over dict methods: `event.body.items` is the "items" field."""
+    """Keys of JSON objects win over dict methods: `event.body.items` is the "items" field.
+
+    `*` and `**` are checked before they run ("x" * 10**10 would allocate 10 GB at once), and
+    `range` is capped; whole renderings are capped in `render_value`.
+    """
+
+    intercepted_binops = frozenset({"*", "**"})
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         if isinstance(obj, dict) and attribute in obj:
             return obj[attribute]
         return super().getattr(obj, attribute)
 
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "*":
+            for seq, times in ((left, right), (right, left)):
+                if isinstance(seq, (str, list, tuple)) and isinstance(times, int):
+                    if len(seq) * times > MAX_TEXT_CHARS:
+                        raise SecurityError(
+                            f"'*' would build a value of {len(seq) * times:,} items; "
+                            f"the limit is {MAX_TEXT_CHARS:,}"
+                        )
+        if operator == "**" and isinstance(left, int) and isinstance(right, int) and right > 0:
+            if abs(left) > 1 and left.bit_length() * right > MAX_NUMBER_BITS:
+                raise SecurityError(
+                    f"'**' would build a number of more than {MAX_NUMBER_BITS} bits"
+                )
+        return super().call_binop(context, operator, left, right)
+
+
+def _range(*args: int) -> range:
+    values = range(*args)
+    if len(values) > MAX_RANGE:
+        raise SecurityError(f"range() is limited to {MAX_RANGE:,} items")
+    return values
+
 
 ENV = _Environment(undefined=ChainableUndefined, autoescape=False, keep_trailing_newline=True)
+ENV.globals["range"] = _range
 _SINGLE_EXPRESSION = re.compile(r"^\{\{(?P<expr>(?:(?!\}\}).)*)\}\}$", re.DOTALL)
 
 
@@ -62,6 +97,17 @@ def _describe(exc: Exception) -> str:
     return f"template error: {exc}"
 
 
+def _render_capped(template: Any, context: dict[str, Any]) -> str:
+    """Render chunk by chunk, stopping as soon as the text passes MAX_TEXT_CHARS."""
+    parts, size = [], 0
+    for chunk in template.generate(**context):
+        size += len(chunk)
+        if size > MAX_TEXT_CHARS:
+            raise SecurityError(f"the rendered text is longer than {MAX_TEXT_CHARS:,} characters")
+        parts.append(chunk)
+    return "".join(parts)
+
+
 def render_value(value: Any, context: dict[str, Any]) -> Any:
     """Render every template string inside `value` (recursively through lists and dicts)."""
     if isinstance(value, str):
@@ -71,7 +117,7 @@ def render_value(value: Any, context: dict[str, Any]) -> Any:
             single = _SINGLE_EXPRESSION.match(value.strip())
             if single and "{{" not in single.group("expr"):
                 return _native(_expression(single.group("expr").strip())(**context))
-            return _template(value).render(**context)
+            return _render_capped(_template(value), context)
         except Exception as exc:  # noqa: BLE001 - any failure inside a user's template is theirs
             raise TemplateError(_describe(exc)) from exc
     if isinstance(value, list):

@@ -24,6 +24,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from flows.engine import FlowNotDeployed, FlowPaused, broadcast, logs, start_run
 from flows.models import Flow, Run
+from integrations import jsonlimits
 
 DELIVERY_HEADERS = ("X-Delivery-Id", "X-GitHub-Delivery")
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
@@ -71,19 +72,21 @@ def _parse_body(request: HttpRequest) -> Any:
         text = raw.decode(request.encoding or "utf-8")
     except UnicodeDecodeError:
         raise BadRequest(400, "The request body is not valid UTF-8 text.") from None
-    if content_type == "application/json" or content_type.endswith("+json"):
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise BadRequest(
-                400,
-                f"The request body is not valid JSON: {exc.msg} at line {exc.lineno} "
-                f"column {exc.colno}.",
-            ) from None
+    declared_json = content_type == "application/json" or content_type.endswith("+json")
     try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
+        return jsonlimits.loads(text)
+    except jsonlimits.TooDeep as exc:
+        if not declared_json:
+            return text
+        raise BadRequest(400, f"The request body is refused: {exc}.") from None
+    except json.JSONDecodeError as exc:
+        if not declared_json:
+            return text
+        raise BadRequest(
+            400,
+            f"The request body is not valid JSON: {exc.msg} at line {exc.lineno} "
+            f"column {exc.colno}.",
+        ) from None
 
 
 def _event(request: HttpRequest, body: Any) -> dict[str, Any]:

@@ -90,6 +90,17 @@ def test_malformed_json_is_refused_with_400_and_writes_nothing(client, make_flow
     assert not Run.objects.exists()
 
 
+def test_json_nested_too_deep_is_refused_with_400_and_writes_nothing(client, make_flow):
+    flow = make_flow()
+    for depth in (150, 100_000):
+        response = post(client, flow, b"[" * depth + b"]" * depth)
+        assert response.status_code == 400
+        assert response.json() == {
+            "error": "The request body is refused: it is nested more than 100 levels deep."
+        }
+    assert not Run.objects.exists()
+
+
 def test_oversized_bodies_are_refused_with_413_and_write_nothing(client, make_flow, settings):
     settings.FLOWS_WEBHOOK_MAX_BYTES = 100
     flow = make_flow()
