@@ -93,9 +93,24 @@ DATABASES = {
     )
 }
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
-    # Several threads write (server + embedded executor): wait for the lock instead of failing.
-    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+    # Server threads and the embedded executor write at once: wait for the lock instead of
+    # failing, WAL lets readers go on, IMMEDIATE transactions queue writers on the timeout
+    # instead of failing on a lock upgrade.
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        timeout=20,
+        transaction_mode="IMMEDIATE",
+        init_command="PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    )
+elif DATABASES["default"]["ENGINE"].endswith("postgresql"):
+    # Under ASGI every request runs its database work on a thread of its own, so persistent
+    # per-thread connections pile up past PostgreSQL's limit; a pool per process bounds them.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1,
+        "max_size": env_int("FLOWS_DB_POOL_SIZE", 10),
+        "timeout": 20,
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -126,15 +141,27 @@ DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "flowbuilder@localhost
 # Mode: REDIS_URL set means distributed (Celery + channels_redis).
 REDIS_URL = os.environ.get("REDIS_URL", "")
 FLOWS_DISTRIBUTED = bool(REDIS_URL)
+# A browser watching a busy flow receives every event of every run: let its channel hold a burst.
+CHANNEL_CAPACITY = 1000
 if FLOWS_DISTRIBUTED:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL]},
+            "CONFIG": {
+                # redis-py reads time out after 5 s by default, exactly as long as channels_redis
+                # blocks on an empty channel: the race closes idle WebSockets with 1011.
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 15}],
+                "capacity": CHANNEL_CAPACITY,
+            },
         }
     }
 else:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels.layers.InMemoryChannelLayer",
+            "CONFIG": {"capacity": CHANNEL_CAPACITY},
+        }
+    }
 
 CELERY_BROKER_URL = REDIS_URL or "memory://"
 CELERY_RESULT_BACKEND = None
@@ -201,13 +228,13 @@ FLOWS_HTTP_REQUEST_RESPONSE_MAX_BYTES = env_int("FLOWS_HTTP_REQUEST_RESPONSE_MAX
 for _logger in ("httpx", "httpcore", "openai"):
     LOGGING["loggers"][_logger] = {"level": "WARNING"}
 
-# Sandbox (owner: sandbox): maxima for the output and log limits a step may ask for, and the
+# Sandbox: maxima for the output and log limits a step may ask for, and the
 # largest Wasm module that can be uploaded.
 FLOWS_STEP_OUTPUT_BYTES_MAX = env_int("FLOWS_STEP_OUTPUT_BYTES_MAX", 16_777_216)
 FLOWS_STEP_LOG_BYTES_MAX = env_int("FLOWS_STEP_LOG_BYTES_MAX", 4_194_304)
 FLOWS_ARTIFACT_MAX_BYTES = env_int("FLOWS_ARTIFACT_MAX_BYTES", 16_777_216)
 
-# Engine (owner: engine): executing runs, retries, worker loss, schedules, webhooks.
+# Engine: executing runs, retries, worker loss, schedules, webhooks.
 # "auto": Celery when REDIS_URL is set, else the embedded executor; "inline" executes in the caller.
 FLOWS_EXECUTOR = os.environ.get("FLOWS_EXECUTOR", "auto")
 FLOWS_EMBEDDED_WORKERS = env_int("FLOWS_EMBEDDED_WORKERS", 4)
@@ -236,28 +263,6 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 6 * 3600}
 # Celery's Django fixup otherwise closes a prefork process's database pool around every task:
 # each run then paid for a new PostgreSQL connection (a server process fork and its start-up).
 CELERY_DB_REUSE_MAX = env_int("FLOWS_WORKER_DB_REUSE_MAX", 1000)
-if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
-    # Server threads and the embedded executor write at once: WAL lets readers go on, IMMEDIATE
-    # transactions queue writers on the timeout instead of failing on a lock upgrade.
-    DATABASES["default"]["OPTIONS"].update(
-        transaction_mode="IMMEDIATE",
-        init_command="PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-    )
-if FLOWS_DISTRIBUTED:
-    # redis-py reads time out after 5 s by default, exactly as long as channels_redis blocks on
-    # an empty channel: the race closes idle WebSockets with 1011. Give reads more room.
-    CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] = [{"address": REDIS_URL, "socket_timeout": 15}]
 
-# Templates (owner: templates): the folder of template bots that load_templates reads.
+# Templates: the folder of template bots that load_templates reads.
 FLOWS_TEMPLATES_DIR = Path(os.environ.get("FLOWS_TEMPLATES_DIR", BASE_DIR / "flow_templates"))
-# A browser watching a busy flow receives every event of every run: let its channel hold a burst.
-CHANNEL_LAYERS["default"].setdefault("CONFIG", {})["capacity"] = 1000
-if DATABASES["default"]["ENGINE"].endswith("postgresql"):
-    # Under ASGI every request runs its database work on a thread of its own, so persistent
-    # per-thread connections pile up past PostgreSQL's limit; a pool per process bounds them.
-    DATABASES["default"]["CONN_MAX_AGE"] = 0
-    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
-        "min_size": 1,
-        "max_size": env_int("FLOWS_DB_POOL_SIZE", 10),
-        "timeout": 20,
-    }
