@@ -41,9 +41,6 @@ class Block:
     # config holds the step's field values with templates already rendered.
     execute: Callable[..., Any] | None = field(default=None, compare=False)
 
-    def param(self, name: str) -> Param | None:
-        return next((p for p in self.params if p.name == name), None)
-
 
 class BlockContext(Protocol):
     """What a host-side block sees when it executes (implemented by the engine)."""

@@ -40,10 +40,7 @@ class CompileError(Exception):
         self.errors = errors
 
     def as_dicts(self) -> list[dict[str, str | None]]:
-        return [
-            e.as_dict() if isinstance(e, Issue) else {"step": None, "field": None, "message": e}
-            for e in self.errors
-        ]
+        return [e.as_dict() for e in self.errors]
 
 
 def _type_problem(param: catalog.Param, value: Any) -> str | None:
@@ -73,6 +70,9 @@ class _Compiler:
         self.settings: dict[str, Any] = {}
         self.missing_settings: set[str] = set()
         self.reported_settings: set[str] = set()
+        self.step_ids: set[str] = set()  # filled once the document's structure is checked
+        # Connections by id: a flow's steps often bind several capabilities to the same one.
+        self.connections: dict[int, Any] = {}
 
     def add(self, step: str | None, field: str | None, text: str) -> None:
         self.issues.append(issue(step, field, text))
@@ -89,11 +89,10 @@ class _Compiler:
     def check_references(
         self, step: str, field: str, refs: templating.References, earlier: list[str]
     ) -> None:
-        all_steps = [s["id"] for s in self.document.get("steps", [])]
         for ref in sorted(refs.steps):
             if ref == step:
                 self.add(step, field, f"field '{field}' refers to this step's own output")
-            elif ref not in all_steps:
+            elif ref not in self.step_ids:
                 self.add(
                     step, field, f"field '{field}' refers to step '{ref}', which does not exist"
                 )
@@ -219,38 +218,33 @@ class _Compiler:
             connection_id = aliases[alias].get("connection")
             where = f"connections.{alias}"
             if connection_id is None:
-                self.issues.append(
-                    Issue(
-                        f"step '{step_id}': capability '{name}' needs a {service} connection, and "
-                        f"connection '{alias}' is not bound to one of your connections",
-                        step_id,
-                        where,
-                    )
+                self.add(
+                    step_id,
+                    where,
+                    f"capability '{name}' needs a {service} connection, and connection "
+                    f"'{alias}' is not bound to one of your connections",
                 )
                 continue
-            connection = (
-                Connection.objects.owned_by(self.owner).filter(pk=connection_id).first()
-                if self.owner is not None
-                else None
-            )
+            if connection_id not in self.connections:
+                self.connections[connection_id] = (
+                    Connection.objects.owned_by(self.owner).filter(pk=connection_id).first()
+                    if self.owner is not None
+                    else None
+                )
+            connection = self.connections[connection_id]
             if connection is None:
-                self.issues.append(
-                    Issue(
-                        f"step '{step_id}': connection '{alias}' refers to a connection that is "
-                        "not one of yours",
-                        step_id,
-                        where,
-                    )
+                self.add(
+                    step_id,
+                    where,
+                    f"connection '{alias}' refers to a connection that is not one of yours",
                 )
                 continue
             if connection.service != service:
-                self.issues.append(
-                    Issue(
-                        f"step '{step_id}': connection '{alias}' is a {connection.service} "
-                        f"connection, but capability '{name}' needs {service}",
-                        step_id,
-                        where,
-                    )
+                self.add(
+                    step_id,
+                    where,
+                    f"connection '{alias}' is a {connection.service} connection, but capability "
+                    f"'{name}' needs {service}",
                 )
                 continue
             bindings[name] = {
@@ -360,16 +354,16 @@ class _Compiler:
         if self.issues:
             raise CompileError(self.issues)
         self.compile_settings()
+        self.step_ids = {s["id"] for s in self.document.get("steps", [])}
         order, order_issues = execution_order(self.document)
         trigger = self.compile_trigger()
-        by_id = {s["id"]: s for s in self.document.get("steps", [])}
         compiled_steps: dict[str, dict[str, Any]] = {}
         positions = {step_id: i for i, step_id in enumerate(order)}
         for step in self.document.get("steps", []):
             step_id = step["id"]
             position = positions.get(step_id)
             earlier = order[:position] if position is not None else []
-            compiled = self.compile_step(by_id[step_id], position or 0, earlier)
+            compiled = self.compile_step(step, position or 0, earlier)
             if compiled is not None:
                 compiled_steps[step_id] = compiled
         self.issues.extend(order_issues)

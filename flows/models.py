@@ -6,6 +6,7 @@ Every queryset a view touches goes through `owned_by(user)`, so a view cannot fo
 import hashlib
 import json
 import secrets
+from typing import Self
 
 from django.conf import settings
 from django.db import models
@@ -22,12 +23,18 @@ def document_hash(document: dict) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-class FlowQuerySet(models.QuerySet):
-    def owned_by(self, user) -> "FlowQuerySet":
+class OwnedQuerySet(models.QuerySet):
+    """`owned_by(user)`: the rows whose `owner_path` leads to the user (none for anonymous)."""
+
+    owner_path = "owner"
+
+    def owned_by(self, user) -> Self:
         if not user.is_authenticated:
             return self.none()
-        return self.filter(owner=user)
+        return self.filter(**{self.owner_path: user})
 
+
+class FlowQuerySet(OwnedQuerySet):
     def unique_slug(self, owner, name: str) -> str:
         """A slug for `name` that none of `owner`'s flows has yet ("review-bot-2")."""
         base = slugify(name)[:180] or "flow"
@@ -79,11 +86,8 @@ class Flow(models.Model):
         return self.name
 
 
-class FlowVersionQuerySet(models.QuerySet):
-    def owned_by(self, user) -> "FlowVersionQuerySet":
-        if not user.is_authenticated:
-            return self.none()
-        return self.filter(flow__owner=user)
+class FlowVersionQuerySet(OwnedQuerySet):
+    owner_path = "flow__owner"
 
 
 class FlowVersion(models.Model):
@@ -117,14 +121,8 @@ class FlowVersion(models.Model):
         return f"{self.flow} v{self.number}"
 
 
-class RunQuerySet(models.QuerySet):
-    def owned_by(self, user) -> "RunQuerySet":
-        if not user.is_authenticated:
-            return self.none()
-        return self.filter(flow__owner=user)
-
-    def active(self) -> "RunQuerySet":
-        return self.filter(status__in=[Run.Status.QUEUED, Run.Status.RUNNING])
+class RunQuerySet(OwnedQuerySet):
+    owner_path = "flow__owner"
 
 
 class Run(models.Model):
@@ -248,13 +246,6 @@ class KVEntry(models.Model):
         constraints = [models.UniqueConstraint(fields=["flow", "key"], name="kv_key_per_flow")]
 
 
-class ArtifactQuerySet(models.QuerySet):
-    def owned_by(self, user) -> "ArtifactQuerySet":
-        if not user.is_authenticated:
-            return self.none()
-        return self.filter(owner=user)
-
-
 class Artifact(models.Model):
     """An uploaded Wasm module; its bytes live in the content-addressed artifact store."""
 
@@ -267,7 +258,7 @@ class Artifact(models.Model):
     imports = models.JSONField(default=list, help_text="Capabilities the module imports.")
     created_at = models.DateTimeField(auto_now_add=True)
 
-    objects = ArtifactQuerySet.as_manager()
+    objects = OwnedQuerySet.as_manager()
 
     class Meta:
         constraints = [

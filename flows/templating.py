@@ -127,14 +127,6 @@ def render_value(value: Any, context: dict[str, Any]) -> Any:
     return value
 
 
-def evaluate(expression: str, context: dict[str, Any]) -> Any:
-    """Evaluate a bare Jinja2 expression (`event.action == "opened"`)."""
-    try:
-        return _native(_expression(expression)(**context))
-    except Exception as exc:  # noqa: BLE001
-        raise TemplateError(_describe(exc)) from exc
-
-
 @dataclass
 class References:
     steps: set[str] = field(default_factory=set)
@@ -169,14 +161,6 @@ def check_template(value: Any, refs: References) -> None:
     elif isinstance(value, dict):
         for item in value.values():
             check_template(item, refs)
-
-
-def check_expression(expression: str, refs: References) -> None:
-    """Parse a bare expression, adding what it references; raises TemplateError."""
-    try:
-        _collect(ENV.parse("{{ " + expression + " }}"), refs)
-    except TemplateSyntaxError as exc:
-        raise TemplateError(_describe(exc)) from exc
 
 
 # Python steps read `ctx.settings["x"]`, `ctx.steps.get("y")`: enough for the compiler to check.

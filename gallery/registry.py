@@ -8,7 +8,6 @@ text as the step's `source`, so the document a user gets is self-contained and e
 
 from __future__ import annotations
 
-import copy
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -182,7 +181,7 @@ def _spec(row: Template) -> TemplateSpec:
         trigger=row.trigger,
         services=list(row.services),
         settings=[TemplateSetting(**s) for s in row.settings],
-        document=copy.deepcopy(row.document),
+        document=row.document,
     )
 
 

@@ -24,6 +24,11 @@ def _is_template(value: Any) -> bool:
     return isinstance(value, str) and "{{" in value
 
 
+def split_items(text: str) -> list[str]:
+    """A block field's list: "a, b" or one item per line."""
+    return [item.strip() for item in text.replace("\n", ",").split(",") if item.strip()]
+
+
 def _coerce(capability: str, param: Param, value: Any) -> Any:
     where = f"{capability}: '{param.name}'"
     if param.type == "text" and isinstance(value, dict | list):
@@ -58,8 +63,7 @@ def _coerce(capability: str, param: Param, value: Any) -> Any:
         raise CapabilityError(f"{where} must be true or false, got {value!r}.")
     if param.type == "list":
         if isinstance(value, str):
-            # A block field holds "a, b" or one item per line.
-            return [item.strip() for item in value.replace("\n", ",").split(",") if item.strip()]
+            return split_items(value)
         if isinstance(value, list | tuple):
             return list(value)
         raise CapabilityError(f"{where} must be a list, got {type(value).__name__}.")

@@ -3,14 +3,9 @@
 from django.conf import settings
 from django.db import models
 
+from flows.models import OwnedQuerySet
+
 from . import crypto
-
-
-class ConnectionQuerySet(models.QuerySet):
-    def owned_by(self, user) -> "ConnectionQuerySet":
-        if not user.is_authenticated:
-            return self.none()
-        return self.filter(owner=user)
 
 
 class Connection(models.Model):
@@ -32,7 +27,7 @@ class Connection(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
-    objects = ConnectionQuerySet.as_manager()
+    objects = OwnedQuerySet.as_manager()
 
     class Meta:
         ordering = ["service", "name"]

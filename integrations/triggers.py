@@ -10,11 +10,10 @@ from typing import Any
 
 from flows.catalog import Block, Param, register_block
 from flows.templating import TemplateError, render_value
+from integrations.capabilities import split_items
 
 GITHUB_TRIGGER = "trigger.github"
 TELEGRAM_TRIGGER = "trigger.telegram"
-# Kinds of Telegram update that carry a chat message.
-MESSAGE_UPDATES = ("message", "edited_message", "channel_post", "edited_channel_post")
 
 
 class NotTriggerable(Exception):
@@ -27,24 +26,17 @@ def deployed_trigger(flow, kind: str) -> tuple[dict[str, Any], dict[str, Any]]:
     if version is None:
         raise NotTriggerable("This flow is not deployed yet: deploy it to start runs from events.")
     plan = version.plan or {}
-    trigger = plan.get("trigger") or (version.document or {}).get("trigger") or {}
+    trigger = plan.get("trigger") or {}
     if trigger.get("kind") != kind:
         raise NotTriggerable(
             f"This flow is started by {trigger.get('kind') or 'no trigger'}, not by {kind}."
         )
-    if "settings" in plan:
-        settings = dict(plan["settings"])
-    else:
-        settings = {
-            name: spec.get("value") if isinstance(spec, dict) else spec
-            for name, spec in ((version.document or {}).get("settings") or {}).items()
-        }
-    return trigger.get("config") or {}, settings
+    return trigger.get("config") or {}, dict(plan.get("settings") or {})
 
 
 def _as_list(value: Any) -> list[str]:
     if isinstance(value, str):
-        return [v.strip() for v in value.replace("\n", ",").split(",") if v.strip()]
+        return split_items(value)
     return [str(v).strip() for v in value or [] if str(v).strip()]
 
 

@@ -24,6 +24,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from flows.engine import logs
+from flows.engine.queue import dispatch
 from flows.engine.steps import BoundConnection, StepOutcome, Usage, capability_callables, run_step
 from flows.models import Flow, Run, StepRun
 
@@ -407,14 +408,16 @@ def execute_run(run_id: int, token: str, manage_connections: bool = True) -> str
 
 def _describe_crash(exc: Exception, run: Run) -> str:
     if type(exc).__name__ == "SoftTimeLimitExceeded":
-        return f"the run exceeded its time limit of {run.plan.get('time_limit_s')} s"
+        return _over_time_limit(run.plan.get("time_limit_s"))
     return f"the engine failed: {type(exc).__name__}: {exc}"
+
+
+def _over_time_limit(limit: Any) -> str:
+    return f"the run exceeded its time limit of {limit} s"
 
 
 def dispatch_waiting(flow_id: int) -> int:
     """Hand runs that waited for a free slot of their flow back to the executor."""
-    from flows.engine.queue import dispatch
-
     waiting_runs = Run.objects.filter(flow_id=flow_id, status=Run.Status.QUEUED, claim=WAITING)
     if not waiting_runs.exists():
         return 0
@@ -444,8 +447,6 @@ def dispatch_waiting(flow_id: int) -> int:
 
 def recover(run_id: int, reason: str = WORKER_LOST) -> str:
     """A running run lost its worker: queue it again, or fail it after too many attempts."""
-    from flows.engine.queue import dispatch
-
     with transaction.atomic():
         run = Run.objects.select_for_update().filter(pk=run_id, status=Run.Status.RUNNING).first()
         if run is None:
@@ -464,8 +465,6 @@ def sweep_stale_runs(now=None) -> dict[str, int]:
     """Recover runs whose worker died; re-dispatch queued runs whose message was lost."""
     from datetime import timedelta
 
-    from flows.engine.queue import dispatch
-
     now = now or timezone.now()
     stale = now - timedelta(seconds=settings.FLOWS_RUN_STALE_S)
     counts = {"requeued": 0, "failed": 0, "redispatched": 0}
@@ -483,7 +482,7 @@ def sweep_stale_runs(now=None) -> dict[str, int]:
                     .first()
                 )
                 if locked:
-                    _mark_failed(locked, f"the run exceeded its time limit of {limit} s")
+                    _mark_failed(locked, _over_time_limit(limit))
                     counts["failed"] += 1
             continue
         if alive is False or (alive is None and beat < stale):

@@ -72,6 +72,7 @@ def kv_set(ctx: CapabilityContext, payload: Any) -> bool:
     result_doc="true when the key existed",
 )
 def kv_delete(ctx: CapabilityContext, payload: Any) -> bool:
-    existed = _live(ctx).filter(key=_key(payload)).exists()
-    KVEntry.objects.filter(flow_id=ctx.flow_id, key=_key(payload)).delete()
+    key = _key(payload)
+    existed = _live(ctx).filter(key=key).exists()
+    KVEntry.objects.filter(flow_id=ctx.flow_id, key=key).delete()
     return existed

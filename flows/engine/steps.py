@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from flows import capabilities as capability_registry
@@ -31,7 +31,6 @@ class StepOutcome:
     duration_ms: float = 0.0
     input: Any = None
     skip_reason: str = ""
-    tokens: dict[str, Any] = field(default_factory=dict)
 
 
 class Usage:

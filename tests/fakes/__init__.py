@@ -2,5 +2,6 @@
 
 `github.FakeGitHub`, `llm.FakeLLM`, `slack.FakeSlack`, `discord.FakeDiscord`,
 `telegram.FakeTelegram` and `web.FakeWebsite`, all built on `base.FakeServer` (routes, a request
-log, canned failures). Real GitHub webhook payloads are in `payloads/`. See docs/integrations.md.
+log, canned failures). Real GitHub webhook payloads are in `payloads/`
+(`github.load_payload`, signed with `github.sign`). See docs/integrations.md.
 """

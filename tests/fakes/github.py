@@ -8,7 +8,10 @@ labels, issues, tokens with fine-grained permissions, and GitHub's own error bod
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import time
+from pathlib import Path
 from typing import Any
 
 from tests.fakes.base import Answer, FakeServer, Recorded
@@ -22,6 +25,17 @@ ALL_PERMISSIONS = {
 }
 LEVELS = {"read": 1, "write": 2, "admin": 3}
 REPO = r"(?P<owner>[^/]+)/(?P<name>[^/]+)"
+PAYLOADS = Path(__file__).resolve().parent / "payloads"
+
+
+def load_payload(name: str) -> bytes:
+    """A real GitHub webhook body, byte for byte, e.g. load_payload("pull_request.opened")."""
+    return (PAYLOADS / f"{name}.json").read_bytes()
+
+
+def sign(secret: str, body: bytes) -> str:
+    """GitHub's X-Hub-Signature-256 of `body` with the webhook secret."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
 def not_found() -> Answer:

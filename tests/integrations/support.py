@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from flows.capabilities import REGISTRY, CapabilityContext
@@ -39,16 +36,3 @@ class Recorder:
 def call(name: str, ctx: CapabilityContext, payload: Any) -> Any:
     """Call a registered capability the way the engine does."""
     return REGISTRY[name].handler(ctx, payload)
-
-
-PAYLOADS = Path(__file__).resolve().parent.parent / "fakes" / "payloads"
-
-
-def load_payload(name: str) -> bytes:
-    """A real GitHub webhook body, byte for byte, e.g. load_payload("pull_request.opened")."""
-    return (PAYLOADS / f"{name}.json").read_bytes()
-
-
-def sign(secret: str, body: bytes) -> str:
-    """GitHub's X-Hub-Signature-256 of `body` with the webhook secret."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()

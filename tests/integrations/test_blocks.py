@@ -8,7 +8,7 @@ import pytest
 from flows.catalog import get_block
 from flows.models import Run, StepRun
 from integrations.models import Connection
-from tests.integrations.support import load_payload, sign
+from tests.fakes.github import load_payload, sign
 
 REPO = "Codertocat/Hello-World"
 

@@ -10,7 +10,7 @@ import pytest
 
 from flows.engine import pause_flow
 from flows.models import Run
-from tests.integrations.support import load_payload, sign
+from tests.fakes.github import load_payload, sign
 
 EVENTS = ["pull_request.opened", "pull_request.synchronize", "issue_comment.created"]
 DOCUMENT = {

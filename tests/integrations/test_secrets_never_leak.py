@@ -12,8 +12,8 @@ import pytest
 from flows.document import export_document
 from flows.models import LogLine, Run, StepRun
 from integrations.models import Connection
+from tests.fakes.github import load_payload, sign
 from tests.fakes.llm import FakeLLM
-from tests.integrations.support import load_payload, sign
 
 REPO = "Codertocat/Hello-World"
 API_KEY = "sk-live-NeverShowThisKey-0123456789"

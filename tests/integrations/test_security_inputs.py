@@ -2,17 +2,11 @@
 clear 400 and start nothing; a secret typed into a connection form never comes back in the page
 that shows the form again after a mistake."""
 
-import hashlib
-import hmac
-
 from flows.models import Flow, Run
 from integrations.models import Connection
+from tests.fakes.github import sign
 
 DEEP = b"[" * 100_000
-
-
-def sign(secret: str, body: bytes) -> str:
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
 def test_a_github_delivery_nested_too_deep_is_refused(client, user):

@@ -10,8 +10,6 @@ the flagship through a real Celery worker process when the suite runs in distrib
 from __future__ import annotations
 
 import copy
-import hashlib
-import hmac
 import json
 import uuid
 from collections.abc import Callable, Iterator
@@ -25,6 +23,7 @@ from flows.compiler import deploy
 from flows.models import Flow
 from gallery.registry import use_template
 from integrations.models import Connection
+from tests.fakes.github import sign
 from tests.templates.support import FeedGitHub, ScriptedLLM, connect
 
 
@@ -101,14 +100,13 @@ def deliver(client: Client) -> Callable[..., dict]:
 
     def send(flow: Flow, event: str, body: dict, delivery: str | None = None) -> dict:
         raw = json.dumps(body).encode()
-        signature = hmac.new(flow.webhook_secret.encode(), raw, hashlib.sha256).hexdigest()
         response = client.post(
             f"/hooks/github/{flow.webhook_token}/",
             data=raw,
             content_type="application/json",
             HTTP_X_GITHUB_EVENT=event,
             HTTP_X_GITHUB_DELIVERY=delivery or str(uuid.uuid4()),
-            HTTP_X_HUB_SIGNATURE_256=f"sha256={signature}",
+            HTTP_X_HUB_SIGNATURE_256=sign(flow.webhook_secret, raw),
         )
         assert response.status_code in (200, 202), response.content
         return response.json()

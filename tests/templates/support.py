@@ -4,22 +4,20 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from flows.models import LogLine, Run
 from integrations.models import Connection
 from tests.fakes.base import Answer, Recorded
-from tests.fakes.github import FakeGitHub
+from tests.fakes.github import FakeGitHub, load_payload
 from tests.fakes.llm import FakeLLM
 
-PAYLOADS = Path(__file__).resolve().parent.parent / "fakes" / "payloads"
 REPO = "octo/hello"
 
 
 def payload(name: str) -> dict[str, Any]:
     """A real GitHub webhook payload (tests/fakes/payloads/<name>.json), to adapt per test."""
-    return json.loads((PAYLOADS / f"{name}.json").read_text())
+    return json.loads(load_payload(name))
 
 
 class ScriptedLLM(FakeLLM):

@@ -41,8 +41,9 @@ def pretty_json(value: Any) -> str:
 
 
 @register.filter
-def is_large_json(value: Any) -> bool:
-    return pretty_json(value).count("\n") >= FOLD_LINES
+def folds(text: str) -> bool:
+    """Whether pretty-printed JSON is long enough to fold."""
+    return text.count("\n") >= FOLD_LINES
 
 
 @register.filter

@@ -19,7 +19,6 @@ from flows.models import Artifact, Flow
 from flows.sandbox import SandboxError, module_capabilities, store_artifact
 from integrations import jsonlimits
 
-from ..errors import structured_errors
 from ..forms import node_fields, service_label
 from ..samples import default_event, github_sample_names, sample_event, saved_runs
 from .flows import deploy_flow, owned_flow
@@ -139,7 +138,7 @@ def save_draft(flow: Flow, document: dict) -> list[dict]:
     try:
         compile_document(document, flow.owner)
     except CompileError as exc:
-        return structured_errors(exc)
+        return exc.as_dicts()
     return []
 
 
@@ -203,14 +202,13 @@ def builder_node_form(request: HttpRequest, flow_id: int) -> HttpResponse:
     field_errors = {e.get("field", ""): e.get("message", "") for e in errors if e.get("field")}
     config = step.get("config") if isinstance(step.get("config"), dict) else {}
     is_trigger = step.get("id") == "trigger"
+    service = block.service if block else None
     aliases = [
-        (alias, spec.get("service"))
+        alias
         for alias, spec in ((flow.document or {}).get("connections") or {}).items()
-        if block is not None
-        and block.service
-        and isinstance(spec, dict)
-        and spec.get("service") == block.service
+        if service and isinstance(spec, dict) and spec.get("service") == service
     ]
+    param_names = {p.name for p in block.params} if block else set()
     context = {
         "flow": flow,
         "step": step,
@@ -218,11 +216,7 @@ def builder_node_form(request: HttpRequest, flow_id: int) -> HttpResponse:
         "is_trigger": is_trigger,
         "fields": node_fields(block, config, field_errors) if block else [],
         "general_errors": [e.get("message", "") for e in errors if not e.get("field")],
-        "other_errors": {
-            k: v for k, v in field_errors.items() if k not in {p.name for p in block.params}
-        }
-        if block
-        else field_errors,
+        "other_errors": {k: v for k, v in field_errors.items() if k not in param_names},
         "trigger_blocks": blocks_by_category().get("trigger", []),
         "grant_groups": grant_choices() if block and block.category == "code" else [],
         "grants": step.get("grants") or [],

@@ -14,7 +14,6 @@ from flows.engine import FlowNotDeployed, pause_flow, resume_flow
 from flows.models import Flow, FlowVersion, Run
 
 from ..diff import document_diff
-from ..errors import structured_errors
 from ..forms import FlowSetupForm
 
 
@@ -47,7 +46,7 @@ def deploy_flow(
     try:
         version = deploy(flow, request.user, note=note)
     except CompileError as exc:
-        return None, structured_errors(exc)
+        return None, exc.as_dicts()
     return version, []
 
 
@@ -123,9 +122,8 @@ def flow_deploy(request: HttpRequest, flow_id: int) -> HttpResponse:
 @login_required
 def flow_versions(request: HttpRequest, flow_id: int) -> HttpResponse:
     flow = owned_flow(request, flow_id)
-    return render(
-        request, "web/flow_versions.html", {"flow": flow, "versions": flow.versions.all()}
-    )
+    versions = flow.versions.select_related("author")
+    return render(request, "web/flow_versions.html", {"flow": flow, "versions": versions})
 
 
 @login_required
@@ -169,7 +167,7 @@ def version_rollback(request: HttpRequest, flow_id: int, number: int) -> HttpRes
     try:
         version = rollback(flow, number, request.user)
     except CompileError as exc:
-        for error in structured_errors(exc):
+        for error in exc.as_dicts():
             messages.error(request, f"Cannot roll back to version {number}: {error['message']}")
         return redirect("flow_versions", flow_id=flow.pk)
     messages.success(

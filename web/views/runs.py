@@ -24,7 +24,8 @@ def run_list(request: HttpRequest, flow_id: int | None = None) -> HttpResponse:
     runs = Run.objects.owned_by(request.user).select_related("flow", "version")
     if flow is not None:
         runs = runs.filter(flow=flow)
-    triggers = sorted(set(runs.values_list("trigger", flat=True).distinct()))
+    # Without the ordering the database drops duplicates itself instead of sending every row.
+    triggers = sorted(runs.order_by().values_list("trigger", flat=True).distinct())
     form = RunFilterForm(request.GET or None, triggers=triggers)
     if form.is_valid():
         data = form.cleaned_data
