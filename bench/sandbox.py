@@ -29,6 +29,7 @@ import django  # noqa: E402
 django.setup()
 
 from flows.sandbox import run_python_step, run_wasm_step  # noqa: E402
+from tests.wasm_guests import GUESTS, build_freestanding_c  # noqa: E402
 
 TRIVIAL = "def main(event, ctx):\n    return {'ok': True, 'keys': sorted(event)}\n"
 
@@ -79,25 +80,6 @@ def pull_request_event() -> dict:
     }
 
 
-def build_c_guest(directory: Path) -> bytes:
-    output = directory / "echo.wasm"
-    command = [
-        sys.executable,
-        "-m",
-        "ziglang",
-        "cc",
-        "--target=wasm32-freestanding",
-        "-O2",
-        "-nostdlib",
-        "-Wl,--no-entry",
-        "-o",
-        str(output),
-        str(ROOT / "tests" / "sandbox" / "guests" / "echo.c"),
-    ]
-    subprocess.run(command, check=True)
-    return output.read_bytes()
-
-
 def timings(action: Callable[[], object], runs: int, warmup: int = 5) -> list[float]:
     for _ in range(warmup):
         action()
@@ -134,7 +116,7 @@ def main() -> None:
         assert result.ok and result.output["chars"] > 19_000, result.error
 
     with tempfile.TemporaryDirectory() as directory:
-        module = build_c_guest(Path(directory))
+        module = build_freestanding_c(GUESTS / "echo.c", Path(directory) / "echo.wasm")
     grants = {"kv.get": lambda payload: {"value": "hello"}}
 
     def wasm() -> None:

@@ -1,44 +1,23 @@
 """Uploaded Wasm modules as steps: the compiler checks their declared capabilities against the
 step's grants, and the engine runs them with only those capabilities bound."""
 
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
 from flows.compiler import CompileError, compile_document
 from flows.engine import start_run
 from flows.models import Artifact, Run
 from flows.sandbox import store_artifact
+from tests.wasm_guests import GUESTS, build_freestanding_c
 
 from .conftest import document
 
 pytestmark = pytest.mark.django_db
 
-# A C guest of the sandbox's tests: logs, calls kv.get, returns its input and the call's result.
-ECHO = Path(__file__).parents[1] / "sandbox" / "guests" / "echo.c"
-
 
 @pytest.fixture(scope="module")
 def echo_wasm(tmp_path_factory) -> bytes:
-    out = tmp_path_factory.mktemp("wasm") / "echo.wasm"
-    command = [
-        sys.executable,
-        "-m",
-        "ziglang",
-        "cc",
-        "--target=wasm32-freestanding",
-        "-O2",
-        "-nostdlib",
-        "-Wl,--no-entry",
-        "-o",
-        str(out),
-        str(ECHO),
-    ]
-    built = subprocess.run(command, capture_output=True, text=True, timeout=600)
-    assert built.returncode == 0, built.stderr
-    return out.read_bytes()
+    """A C guest of the sandbox's tests: logs, calls kv.get, returns its input and the result."""
+    return build_freestanding_c(GUESTS / "echo.c", tmp_path_factory.mktemp("wasm") / "echo.wasm")
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,12 +13,7 @@ import wasmtime
 from django.core.management import call_command
 
 from flows.sandbox import Limits, run_python_step
-
-GUESTS = Path(__file__).parent / "guests"
-ZIG = [sys.executable, "-m", "ziglang"]
-FREESTANDING_C = ["cc", "--target=wasm32-freestanding", "-O2", "-nostdlib", "-Wl,--no-entry"]
-WASI_C = ["cc", "--target=wasm32-wasi", "-mexec-model=reactor", "-O2"]
-ZIG_EXE = ["build-exe", "-target", "wasm32-freestanding", "-fno-entry", "-rdynamic"]
+from tests.wasm_guests import FREESTANDING_C, GUESTS, WASI_C, ZIG, ZIG_EXE
 
 # Small limits keep the hostile cases fast.
 SMALL = {"timeout_s": 1, "memory_mib": 64, "log_bytes": 4096}
