@@ -70,6 +70,17 @@ class EpochTicker:
         self.active = 0
         self.condition = threading.Condition()
         self.thread: threading.Thread | None = None
+        # The clock time the current ticking period began at, and the epochs added since.
+        self.started: float | None = None
+        self.ticks = 0
+
+    def lag(self) -> int:
+        """Ticks the epoch is behind the clock: a deadline set now must add them, or a ticker
+        held up by a busy machine would catch up at once and end the step early."""
+        started = self.started
+        if started is None:
+            return 0
+        return max(0, int((time.monotonic() - started) / EPOCH_TICK_S) - self.ticks)
 
     def __enter__(self) -> EpochTicker:
         with self.condition:
@@ -91,15 +102,16 @@ class EpochTicker:
             with self.condition:
                 while self.active == 0:
                     self.condition.wait()
-            started = time.monotonic()
-            ticks = 0
+            self.ticks = 0
+            self.started = time.monotonic()
             while self.active:
                 time.sleep(EPOCH_TICK_S)
                 # Catch up when this thread was held up, so epochs keep pace with the clock.
-                due = int((time.monotonic() - started) / EPOCH_TICK_S)
-                while ticks < due:
+                due = int((time.monotonic() - self.started) / EPOCH_TICK_S)
+                while self.ticks < due:
                     self.engine.increment_epoch()
-                    ticks += 1
+                    self.ticks += 1
+            self.started = None
 
 
 class Runtime:
@@ -116,7 +128,7 @@ class Runtime:
     def new_store(self, limits: Limits) -> Store:
         store = Store(self.engine)
         store.set_fuel(limits.fuel)
-        store.set_epoch_deadline(deadline_ticks(limits.timeout_s))
+        store.set_epoch_deadline(deadline_ticks(limits.timeout_s) + self.ticker.lag())
         store.set_limits(memory_size=limits.memory_bytes, table_elements=TABLE_ELEMENTS)
         return store
 

@@ -18,7 +18,14 @@ from django.core.management import call_command
 
 from flows.sandbox import run_python_step, run_wasm_step
 from flows.sandbox.build import component_fingerprint, outdated_reason, read_manifest
-from flows.sandbox.engine import engine_fingerprint, runtime, wasmtime_version
+from flows.sandbox.engine import (
+    EPOCH_TICK_S,
+    EpochTicker,
+    engine_fingerprint,
+    new_engine,
+    runtime,
+    wasmtime_version,
+)
 
 
 def test_one_engine_and_one_epoch_ticker_serve_every_step_of_a_process(
@@ -58,6 +65,17 @@ _, status = os.waitpid(pid, 0)
 print(json.dumps({"parent": os.getpid(), "child": child, "status": status,
                   "parent_runtime_kept": runtime() is parent}))
 """
+
+
+def test_a_deadline_set_while_the_ticker_is_held_up_counts_the_ticks_it_owes() -> None:
+    ticker = EpochTicker(new_engine())
+    assert ticker.lag() == 0  # idle: the next period starts from the current epoch
+    # A ticker held up for 20 ticks' worth of time will add them at once when it wakes.
+    ticker.started = time.monotonic() - 20.5 * EPOCH_TICK_S
+    ticker.ticks = 0
+    assert ticker.lag() >= 20
+    ticker.ticks = 20
+    assert ticker.lag() in (0, 1)
 
 
 def test_a_forked_worker_creates_its_own_engine_and_ticker() -> None:
