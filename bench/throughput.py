@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import json
 import os
+import resource
 import statistics
 import sys
 import tempfile
@@ -94,7 +95,8 @@ def _cpu_of_programs(names: tuple[str, ...]) -> float:
 
 class CpuMeter:
     """CPU milliseconds per run spent by the bench's server and worker (with its pool processes),
-    and by the machine's PostgreSQL and Redis processes (shared: other work counts there too)."""
+    by the bench's own client, and by the machine's PostgreSQL and Redis processes (shared: other
+    work counts there too)."""
 
     def __init__(self, procs: dict[str, live.Process]):
         self.pids = {name: proc.proc.pid for name, proc in procs.items()}
@@ -102,6 +104,8 @@ class CpuMeter:
 
     def sample(self) -> dict[str, float]:
         values = {name: _cpu_seconds(pid) for name, pid in self.pids.items()}
+        own = resource.getrusage(resource.RUSAGE_SELF)
+        values["bench_client"] = own.ru_utime + own.ru_stime
         values["postgres"] = _cpu_of_programs(("postgres",))
         values["redis"] = _cpu_of_programs(("redis-server",))
         return values

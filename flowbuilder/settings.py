@@ -143,7 +143,19 @@ REDIS_URL = os.environ.get("REDIS_URL", "")
 FLOWS_DISTRIBUTED = bool(REDIS_URL)
 # A browser watching a busy flow receives every event of every run: let its channel hold a burst.
 CHANNEL_CAPACITY = 1000
-if FLOWS_DISTRIBUTED:
+# Run events go through Redis pub/sub: one PUBLISH per event and group, pushed to the servers
+# that subscribed, about twice as cheap as the list-based layer's polling (docs/performance.md).
+# Events are only ever live: a client reads what it missed from the database (flows.consumers).
+# FLOWS_CHANNEL_LAYER=core selects the list-based layer.
+FLOWS_CHANNEL_LAYER = os.environ.get("FLOWS_CHANNEL_LAYER", "pubsub")
+if FLOWS_DISTRIBUTED and FLOWS_CHANNEL_LAYER == "pubsub":
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": [{"address": REDIS_URL}]},
+        }
+    }
+elif FLOWS_DISTRIBUTED:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",

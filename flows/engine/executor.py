@@ -116,6 +116,9 @@ def claim(run_id: int, token: str) -> tuple[Run | None, str]:
         )
         if flow is None:
             return None, "missing"
+        run = _claim_if_queued(run_id, token, flow.max_concurrency)
+        if run is not None:
+            return run, "claimed"
         # The run with its flow's running count: under the flow's lock no run can start, so the
         # count can only be too high (a run finished meanwhile): its waiters are woken below.
         running = (
@@ -157,6 +160,46 @@ def claim(run_id: int, token: str) -> tuple[Run | None, str]:
             update_fields=["status", "attempts", "claim", "worker", "heartbeat_at", "started_at"]
         )
         return run, "claimed"
+
+
+def _claim_if_queued(run_id: int, token: str, max_concurrency: int) -> Run | None:
+    """The usual claim in one statement, under the flow's lock: a queued run whose flow has a
+    free slot becomes running and comes back whole. None for anything else (a redelivery, a
+    duplicate, a full flow), which `claim` then looks at closely."""
+    quote = db_connection.ops.quote_name
+    table = quote(Run._meta.db_table)
+    fields = Run._meta.concrete_fields
+    col = {f.name: quote(f.column) for f in fields}
+    now = timezone.now()
+    sql = (
+        f"UPDATE {table} SET {col['status']} = %s, {col['attempts']} = {col['attempts']} + 1, "
+        f"{col['claim']} = %s, {col['worker']} = %s, {col['heartbeat_at']} = %s, "
+        f"{col['started_at']} = COALESCE({col['started_at']}, %s) "
+        f"WHERE {col['id']} = %s AND {col['status']} = %s AND (SELECT COUNT(*) FROM {table} "
+        f"busy WHERE busy.{col['flow']} = {table}.{col['flow']} AND busy.{col['status']} = %s) "
+        f"< %s RETURNING {', '.join(col[f.name] for f in fields)}"
+    )
+    params = [
+        Run.Status.RUNNING,
+        token,
+        worker_id(),
+        now,
+        now,
+        run_id,
+        Run.Status.QUEUED,
+        Run.Status.RUNNING,
+        max_concurrency,
+    ]
+    with db_connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    values = [
+        f.from_db_value(value, None, db_connection) if hasattr(f, "from_db_value") else value
+        for f, value in zip(fields, row, strict=True)
+    ]
+    return Run.from_db(db_connection.alias, [f.attname for f in fields], values)
 
 
 def _load_connections(run: Run) -> dict[int, BoundConnection]:

@@ -12,8 +12,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from django.db.models import Max
-from django.template.loader import render_to_string
 from django.utils import timezone
+from django.utils.html import format_html
 
 from flows.engine import broadcast
 from flows.models import LogLine, Run, StepRun
@@ -53,8 +53,55 @@ class Redactor:
         return text
 
 
+def log_line_html(run_id: int, seq: int, step_id: str, level: str, message: str, time) -> str:
+    """One log line as the run page shows it: the stored lines and the live ones alike."""
+    local = timezone.localtime(time)
+    return format_html(
+        '<div class="log-line log-{}" id="run-{}-log-{}" data-seq="{}"><time datetime="{}">{}'
+        '</time> <span class="log-step">{}</span> <span class="log-level">{}</span> '
+        '<span class="log-message">{}</span></div>',
+        level,
+        run_id,
+        seq,
+        seq,
+        time.isoformat(),
+        local.strftime("%H:%M:%S.%f")[:12],
+        step_id or "run",
+        level,
+        message,
+    )
+
+
+def step_status_html(step: dict[str, Any]) -> str:
+    """A step's status line, swapped in place of the previous one (htmx out-of-band)."""
+    extra = ""
+    if step["attempt"] > 1:
+        extra += format_html(' <span class="step-attempt">attempt {}</span>', step["attempt"])
+    if step["status"] != StepRun.Status.RUNNING:
+        extra += format_html(
+            ' <span class="step-duration">{} ms</span>', f"{step['duration_ms']:.1f}"
+        )
+    if step["error"]:
+        extra += format_html(' <span class="step-error">{}</span>', step["error"])
+    return format_html(
+        '<div id="run-{}-step-{}" hx-swap-oob="true" class="step-status step-{}" data-step="{}" '
+        'data-status="{}"><span class="step-id">{}</span> <span class="step-kind">{}</span> '
+        '<span class="step-state">{}</span>{}</div>',
+        step["run"],
+        step["step"],
+        step["status"],
+        step["step"],
+        step["status"],
+        step["step"],
+        step["kind"],
+        step["status"],
+        extra,
+    )
+
+
 def log_event(run_id: int, line: LogLine) -> dict[str, Any]:
-    event = {
+    html = log_line_html(run_id, line.seq, line.step_id, line.level, line.message, line.time)
+    return {
         "type": "log",
         "run": run_id,
         "seq": line.seq,
@@ -62,9 +109,8 @@ def log_event(run_id: int, line: LogLine) -> dict[str, Any]:
         "level": line.level,
         "message": line.message,
         "time": line.time.isoformat(),
+        "html": format_html('<div hx-swap-oob="beforeend:#run-{}-log">{}</div>', run_id, html),
     }
-    event["html"] = render_to_string("flows/_log_line.html", {"line": event})
-    return event
 
 
 def step_event(step: StepRun) -> dict[str, Any]:
@@ -80,7 +126,7 @@ def step_event(step: StepRun) -> dict[str, Any]:
         "fuel_used": step.fuel_used,
         "error": step.error,
     }
-    event["html"] = render_to_string("flows/_step_status.html", {"step": event})
+    event["html"] = step_status_html(event)
     return event
 
 

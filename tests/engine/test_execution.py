@@ -386,7 +386,8 @@ def test_a_run_costs_a_fixed_small_number_of_database_statements(make_flow):
     # The test's transaction turns the webhook's INSERT and the claim into savepoints.
     assert [q["sql"].split()[0] for q in queries.captured_queries] == [
         *("SAVEPOINT", "INSERT", "RELEASE"),  # the queued run, with everything known
-        *("SAVEPOINT", "SELECT", "SELECT", "UPDATE", "RELEASE"),  # claim: flow, run + running
+        # claim: the flow's lock, then the run made running if its flow has a free slot
+        *("SAVEPOINT", "SELECT", "UPDATE", "RELEASE"),
         *("INSERT", "INSERT"),  # one row per logic step, once done
         "UPDATE",  # finished, and whether other runs wait for the slot
     ]

@@ -158,3 +158,66 @@ def test_only_post_starts_runs(client, make_flow):
     response = client.get(f"/hooks/{flow.webhook_token}/")
     assert response.status_code == 405
     assert response.json() == {"error": "Send the event with POST."}
+
+
+def _asgi_request(method: str, path: str, body: bytes = b"") -> tuple[int, dict, bytes]:
+    """One HTTP request through the ASGI application that the servers run."""
+    from asgiref.sync import async_to_sync
+    from asgiref.testing import ApplicationCommunicator
+
+    from flowbuilder.asgi import application
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"testserver"), (b"content-type", b"application/json")],
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 80),
+    }
+
+    async def exchange() -> tuple[int, dict, bytes]:
+        communicator = ApplicationCommunicator(application, scope)
+        await communicator.send_input({"type": "http.request", "body": body})
+        start = await communicator.receive_output(10)
+        content = b""
+        while True:
+            part = await communicator.receive_output(10)
+            content += part.get("body", b"")
+            if not part.get("more_body"):
+                break
+        headers = {k.decode().lower(): v.decode() for k, v in start["headers"]}
+        return start["status"], headers, content
+
+    return async_to_sync(exchange)()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_asgi_application_serves_webhooks_without_the_pages_middleware(make_flow):
+    flow = make_flow()
+    status, headers, content = _asgi_request(
+        "POST", f"/hooks/{flow.webhook_token}/", json.dumps({"name": "Ada"}).encode()
+    )
+    assert status == 202
+    run = Run.objects.get(pk=json.loads(content)["run_id"])
+    assert run.status == "succeeded" and run.output == {"text": "Hello, Ada!"}
+    # Hooks answer machines: none of the pages' headers and cookies (middleware) is added.
+    assert "x-frame-options" not in headers and "set-cookie" not in headers
+
+    status, _, content = _asgi_request("GET", f"/hooks/{flow.webhook_token}/runs/{run.pk}/")
+    assert (status, json.loads(content)["status"]) == (200, "succeeded")
+    status, _, content = _asgi_request("GET", "/hooks/no-such-token/runs/1/")
+    assert (status, json.loads(content)) == (
+        404,
+        {"error": "No run with this id belongs to this webhook."},
+    )
+
+    # Pages still go through the whole middleware stack.
+    status, headers, _ = _asgi_request("GET", "/accounts/login/")
+    assert status == 200 and headers["x-frame-options"] == "DENY"

@@ -68,3 +68,11 @@ def fuel(value: int | None) -> str:
     if value < 1_000_000:
         return f"{value:,}"
     return f"{value / 1_000_000:,.1f} M"
+
+
+@register.filter
+def log_line(line) -> str:
+    """A stored log line, in the same markup as the live ones (flows.engine.logs)."""
+    from flows.engine.logs import log_line_html
+
+    return log_line_html(line.run_id, line.seq, line.step_id, line.level, line.message, line.time)
