@@ -8,7 +8,7 @@ from the guest's log call (the time the host stamped on the line) to the WebSock
 the CPU time a run costs the server, the worker, PostgreSQL and Redis.
 
     .venv/bin/python bench/throughput.py [--runs 500] [--concurrency 16] [--modes embedded,distributed]
-        [--worker-concurrency 2] [--worker-pool prefork]
+        [--worker-concurrency N] [--worker-pool prefork]
 
 The last lines are one JSON object per mode (distributed last).
 """
@@ -20,6 +20,7 @@ import asyncio
 import json
 import os
 import resource
+import signal
 import statistics
 import sys
 import tempfile
@@ -265,7 +266,12 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8, help="clients posting at once")
     parser.add_argument("--modes", default="embedded,distributed")
     parser.add_argument("--server", default="uvicorn", choices=sorted(live.SERVERS))
-    parser.add_argument("--worker-concurrency", type=int, default=os.cpu_count() or 2)
+    parser.add_argument(
+        "--worker-concurrency",
+        type=int,
+        default=None,
+        help="worker processes (default: the worker's own setting, FLOWS_WORKER_CONCURRENCY)",
+    )
     parser.add_argument("--worker-pool", default="prefork", choices=["prefork", "threads", "solo"])
     parser.add_argument(
         "--postgres",
@@ -275,6 +281,9 @@ def main() -> None:
         "--redis", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/3")
     )
     args = parser.parse_args()
+    # Stopped from outside (timeout, kill): stop the server and worker on the way out, or they
+    # would stay and take the next bench's runs from the shared broker.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     work = Path(tempfile.mkdtemp(prefix="flowbuilder-bench-"))
     print(f"logs in {work}", file=sys.stderr)
     results = [bench_mode(mode, args, work) for mode in args.modes.split(",")]

@@ -180,6 +180,10 @@ CELERY_RESULT_BACKEND = None
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Worker processes: one more than the cores, so a core never idles while a run waits on the
+# database or Redis (75 against 66 runs/s with 2 on 2 cores, docs/performance.md). Flows that wait
+# on slow services (LLMs) want more: each process runs one run at a time.
+CELERY_WORKER_CONCURRENCY = env_int("FLOWS_WORKER_CONCURRENCY", (os.cpu_count() or 1) + 1)
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"

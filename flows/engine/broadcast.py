@@ -1,15 +1,21 @@
 """Send run events to Channels groups from the threads and processes that execute runs.
 
-Events of one run must arrive in the order they happened, and sending must not slow the step
-that logs. So each process keeps one sender: a queue drained by a single task on an event loop.
+Events of one run must arrive in the order they happened, and sending must not hold up the
+step that logs for longer than its line's INSERT does.
 
 - With the in-memory channel layer (embedded mode) the WebSocket consumers live on the ASGI
   server's event loop, and its queues may only be touched from that loop: the server registers
   its loop (`attach_loop`, called by consumers and async views) and the sender runs there.
   Without a registered loop no consumer exists in this process, so there is nobody to tell.
-- With a networked layer (Redis) the sender runs on a private event loop thread, which keeps one
-  connection pool for the life of the process, instead of `async_to_sync` building a new event
-  loop (and a new Redis connection) for every message.
+  Other threads hand their events to one sender per process: a queue drained by a single task.
+- With the Redis pub/sub layer (distributed mode) there is no queue: the calling thread publishes
+  the event to its groups' Redis channels at once, in one round trip (a pipeline of PUBLISH
+  commands, the message serialized once). It is cheaper than a hand-off to another thread, and
+  the step that logs already waits as long for its line's INSERT. Redis trouble loses the event,
+  never the run: a client reads missed lines from the database.
+- With the list-based Redis layer the same sender runs on a private event loop thread, which
+  keeps one connection pool for the life of the process, instead of `async_to_sync` building a
+  new event loop (and a new Redis connection) for every message.
 """
 
 from __future__ import annotations
@@ -122,11 +128,69 @@ def _get_sender() -> _Sender | None:
         return _sender
 
 
+class RedisPublisher:
+    """Publishes straight to the Redis channels that the pub/sub layer subscribes groups to."""
+
+    TIMEOUT_S = 2.0
+
+    def __init__(self, layer: Any):
+        from django.conf import settings
+        from redis import Redis
+
+        self.layer = layer
+        config = settings.CHANNEL_LAYERS["default"].get("CONFIG", {})
+        self.prefix = config.get("prefix", "asgi")
+        self.client = Redis.from_url(
+            settings.REDIS_URL,
+            socket_timeout=self.TIMEOUT_S,
+            socket_connect_timeout=self.TIMEOUT_S,
+        )
+
+    def channel(self, group: str) -> str:
+        # The name channels_redis.pubsub gives a group's channel (RedisPubSubLoopLayer).
+        return f"{self.prefix}__group__{group}"
+
+    def publish(self, groups: tuple[str, ...], message: dict[str, Any]) -> None:
+        data = self.layer.serialize(message)
+        try:
+            with self.client.pipeline(transaction=False) as pipe:
+                for group in groups:
+                    pipe.publish(self.channel(group), data)
+                pipe.execute()
+        except Exception:  # a lost event must not fail the run
+            logger.exception("could not send a run event to %s", ", ".join(groups))
+
+
+_publisher: RedisPublisher | None = None
+_publisher_pid: int | None = None
+
+
+def _get_publisher() -> RedisPublisher | None:
+    global _publisher, _publisher_pid
+    pid = os.getpid()
+    if _publisher_pid != pid:
+        from channels_redis.pubsub import RedisPubSubChannelLayer
+
+        with _lock:
+            if _publisher_pid != pid:
+                layer = get_channel_layer()
+                _publisher = (
+                    RedisPublisher(layer) if isinstance(layer, RedisPubSubChannelLayer) else None
+                )
+                _publisher_pid = pid
+    return _publisher
+
+
 def send(groups: tuple[str, ...], event: dict[str, Any]) -> None:
-    """Queue `event` for the groups; returns at once, delivery keeps the order of calls."""
+    """Send `event` to the groups, in the order of calls, without waiting for any consumer."""
+    message = {"type": MESSAGE_TYPE, "event": event}
+    publisher = _get_publisher()
+    if publisher is not None:
+        publisher.publish(groups, message)
+        return
     sender = _get_sender()
     if sender is not None:
-        sender.put(groups, {"type": MESSAGE_TYPE, "event": event})
+        sender.put(groups, message)
 
 
 async def asend(groups: tuple[str, ...], event: dict[str, Any]) -> None:

@@ -137,8 +137,10 @@ def start_server(
 
 
 def start_worker(
-    env: dict[str, str], log_dir: Path, concurrency: int = 1, pool: str = "prefork"
+    env: dict[str, str], log_dir: Path, concurrency: int | None = 1, pool: str = "prefork"
 ) -> Process:
+    """A `celery worker`; concurrency None leaves the number of processes to its settings."""
+    processes = [] if concurrency is None else [f"--concurrency={concurrency}"]
     worker = Process(
         "celery-worker",
         [
@@ -147,7 +149,7 @@ def start_worker(
             "flowbuilder",
             "worker",
             f"--pool={pool}",
-            f"--concurrency={concurrency}",
+            *processes,
             "--without-gossip",
             "--without-mingle",
             "--without-heartbeat",

@@ -9,6 +9,7 @@ its memory.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import sqlite3
@@ -176,6 +177,52 @@ def test_a_webhook_runs_and_its_owner_reads_the_logs_live(journey):
 
     status = httpx.get(posted.json()["status_url"]).json()
     assert (status["status"], status["output"]) == ("succeeded", {"text": "Ada: 19999900000"})
+
+
+def test_a_flow_watcher_sees_new_runs_live(journey):
+    """The flow's socket sends no backlog: every event here crossed the channel layer live, from
+    the worker (or the embedded executor) to the server."""
+    info = journey.seed(JOURNEY)
+    posted: list[httpx.Response] = []
+
+    async def watch() -> list[dict[str, Any]]:
+        from websockets.asyncio.client import connect
+
+        url = journey.base.replace("http://", "ws://") + f"/ws/flows/{info['flow_id']}/"
+        headers = {"Cookie": f"sessionid={info['ada']}"}
+        events: list[dict[str, Any]] = []
+        async with (
+            asyncio.timeout(30),
+            connect(url, origin=journey.base, additional_headers=headers) as ws,
+        ):
+            # The consumer joins the flow's group before it accepts: from here on, nothing is missed.
+            async with httpx.AsyncClient() as client:
+                answer = await client.post(
+                    f"{journey.base}/hooks/{info['token']}/", json={"name": "Lin"}
+                )
+            posted.append(answer)
+            async for text in ws:
+                events.append(json.loads(text))
+                if events[-1]["type"] == "run" and events[-1]["status"] == "succeeded":
+                    return events
+        return events
+
+    events = asyncio.run(watch())
+    run_id = posted[0].json()["run_id"]
+    assert {e["run"] for e in events} == {run_id}
+    kinds = [(e["type"], e.get("step"), e.get("status")) for e in events if e["type"] != "log"]
+    assert kinds == [
+        ("run", None, "running"),
+        ("step", "only_named", "succeeded"),
+        ("step", "work", "running"),
+        ("step", "work", "succeeded"),
+        ("step", "reply", "succeeded"),
+        ("run", None, "succeeded"),
+    ]
+    assert [e["message"] for e in events if e["type"] == "log"] == [
+        "hello Lin",
+        "counted 19999900000",
+    ]
 
 
 def test_only_the_owner_may_watch_a_run_or_a_flow(journey):
