@@ -77,12 +77,16 @@ class _Consumer(AsyncJsonWebsocketConsumer):
         # events only go out on the socket, without the database: they skip that, which halves
         # the server's cost of a live event.
         if message.get("type") == broadcast.MESSAGE_TYPE:
-            await self.flows_event(message)
+            await self.flows_events(message)
         else:
             await super().dispatch(message)
 
-    async def flows_event(self, message: dict[str, Any]) -> None:
-        await self.send_json(message["event"])
+    async def flows_events(self, message: dict[str, Any]) -> None:
+        for event in message["events"]:
+            await self.forward(event)
+
+    async def forward(self, event: dict[str, Any]) -> None:
+        await self.send_json(event)
 
 
 class RunConsumer(_Consumer):
@@ -114,8 +118,7 @@ class RunConsumer(_Consumer):
             self.sent_steps.add(key)
             await self.send_json(event)
 
-    async def flows_event(self, message: dict[str, Any]) -> None:
-        event = message["event"]
+    async def forward(self, event: dict[str, Any]) -> None:
         kind = event.get("type")
         if kind == "log":
             if event["seq"] <= self.last_seq:

@@ -173,7 +173,7 @@ async def _wait_for(run_id: int, seconds: float) -> Run | None:
                 message = await asyncio.wait_for(layer.receive(channel), remaining)
             except TimeoutError:
                 return None
-            if message.get("event", {}).get("type") == "run":
+            if any(event.get("type") == "run" for event in message.get("events", ())):
                 run = await sync_to_async(_finished_run)(run_id)
         return run
     finally:

@@ -31,7 +31,8 @@ from channels.layers import InMemoryChannelLayer, get_channel_layer
 
 logger = logging.getLogger(__name__)
 
-MESSAGE_TYPE = "flows.event"
+# One message carries one or more events of a run, in order: {"type": ..., "events": [...]}.
+MESSAGE_TYPE = "flows.events"
 
 
 class _Sender:
@@ -181,9 +182,10 @@ def _get_publisher() -> RedisPublisher | None:
     return _publisher
 
 
-def send(groups: tuple[str, ...], event: dict[str, Any]) -> None:
-    """Send `event` to the groups, in the order of calls, without waiting for any consumer."""
-    message = {"type": MESSAGE_TYPE, "event": event}
+def send(groups: tuple[str, ...], events: list[dict[str, Any]]) -> None:
+    """Send `events` to the groups as one message, in the order of calls, without waiting for
+    any consumer."""
+    message = {"type": MESSAGE_TYPE, "events": events}
     publisher = _get_publisher()
     if publisher is not None:
         publisher.publish(groups, message)
@@ -191,10 +193,3 @@ def send(groups: tuple[str, ...], event: dict[str, Any]) -> None:
     sender = _get_sender()
     if sender is not None:
         sender.put(groups, message)
-
-
-async def asend(groups: tuple[str, ...], event: dict[str, Any]) -> None:
-    """Send from async code running on the server's loop (in order with its other sends)."""
-    layer = get_channel_layer()
-    for group in groups:
-        await layer.group_send(group, {"type": MESSAGE_TYPE, "event": event})

@@ -242,7 +242,8 @@ class RunExecution:
         self.redact = logs.Redactor(
             s for c in self.connections.values() for s in _secret_values(c.secrets or {})
         )
-        self.log = logs.RunLog(run, self.redact)
+        self.events = logs.RunEvents(run)
+        self.log = logs.RunLog(run, self.redact, self.events)
 
     def context(self, steps: dict[str, Any], step_id: str) -> dict[str, Any]:
         return {
@@ -260,7 +261,7 @@ class RunExecution:
 
     def execute(self) -> None:
         run = self.run
-        logs.send(run, logs.run_event(run))
+        self.events.add(logs.run_event(run))
         done: dict[str, StepRun] = {}
         attempts: dict[str, int] = {}
         if run.attempts > 1:
@@ -332,7 +333,7 @@ class RunExecution:
         durable = step["category"] != "logic"
         if durable:
             step_run.save(force_insert=True)
-            logs.send(self.run, logs.step_event(step_run))
+            self.events.flush(logs.step_event(step_run))
         usage = Usage()
         log = self.log.for_step(step["id"])
         callables = capability_callables(
@@ -371,7 +372,7 @@ class RunExecution:
             )
         else:
             step_run.save(force_insert=True)
-        logs.send(self.run, logs.step_event(step_run))
+        self.events.add(logs.step_event(step_run))
         outcome.error = step_run.error
         return outcome
 
@@ -381,8 +382,9 @@ class RunExecution:
         run.error = self.redact(error)[:MAX_ERROR_CHARS]
         waiters = _store_finish(run, self.token)
         if waiters is None:
+            self.events.flush()
             return  # the sweeper decided this run's fate while it was running
-        logs.send(run, logs.run_event(run))
+        self.events.flush(logs.run_event(run))
         if waiters:
             dispatch_waiting(run.flow_id)
 

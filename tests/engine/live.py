@@ -132,7 +132,11 @@ def start_server(
         except httpx.HTTPError:
             return False
 
-    wait_until(answering, 30, "the ASGI server to answer", interval=0.1)
+    try:
+        wait_until(answering, 30, "the ASGI server to answer", interval=0.1)
+    except BaseException:
+        server.stop()  # not left running to serve (or take runs from) whatever comes next
+        raise
     return server, base
 
 
@@ -164,7 +168,11 @@ def start_worker(
             raise RuntimeError("the Celery worker exited:\n" + worker.output())
         return " ready." in worker.output()
 
-    wait_until(ready, 60, "the Celery worker to be ready", interval=0.1)
+    try:
+        wait_until(ready, 60, "the Celery worker to be ready", interval=0.1)
+    except BaseException:
+        worker.stop()  # a stray worker would take the runs of the next test or bench
+        raise
     return worker
 
 

@@ -16,5 +16,5 @@ def test_an_unreachable_redis_loses_the_event_not_the_run(caplog):
     with override_settings(REDIS_URL=url):
         publisher = broadcast.RedisPublisher(RedisPubSubChannelLayer(hosts=[url]))
     with caplog.at_level(logging.ERROR, logger="flows.engine.broadcast"):
-        publisher.publish(("run-1", "flow-1"), {"type": broadcast.MESSAGE_TYPE, "event": {}})
+        publisher.publish(("run-1", "flow-1"), {"type": broadcast.MESSAGE_TYPE, "events": []})
     assert "could not send a run event to run-1, flow-1" in caplog.text
