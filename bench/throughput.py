@@ -7,7 +7,7 @@ the latency from POST to the run's completion (seen on the flow's WebSocket), an
 from the guest's log call (the time the host stamped on the line) to the WebSocket client, and
 the CPU time a run costs the server, the worker, PostgreSQL and Redis.
 
-    .venv/bin/python bench/throughput.py [--runs 500] [--concurrency 16] [--modes embedded,distributed]
+    .venv/bin/python bench/throughput.py [--runs 500] [--concurrency 4] [--modes embedded,distributed]
         [--worker-concurrency N] [--worker-pool prefork]
 
 The last lines are one JSON object per mode (distributed last).
@@ -263,7 +263,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=500)
     parser.add_argument("--warmup", type=int, default=20)
-    parser.add_argument("--concurrency", type=int, default=8, help="clients posting at once")
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=4,
+        help="clients posting at once (4: the fewest that keep this 2-core machine busy)",
+    )
     parser.add_argument("--modes", default="embedded,distributed")
     parser.add_argument("--server", default="uvicorn", choices=sorted(live.SERVERS))
     parser.add_argument(
