@@ -6,7 +6,7 @@ PY := $(BIN)/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test setup setup-dev runner migrate lint format worker beat bench clean
+.PHONY: run test setup setup-dev runner migrate lint format worker beat bench screenshots clean
 
 $(VENV)/.base: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,11 @@ test: setup-dev
 	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
 	$(PY) manage.py collectstatic --noinput --verbosity 0
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The pictures in docs/screenshots/, taken by the browser journeys.
+screenshots: setup-dev
+	$(PY) manage.py collectstatic --noinput --verbosity 0
+	FLOWS_SCREENSHOTS=1 $(BIN)/pytest tests/web/test_browser.py
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .

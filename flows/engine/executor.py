@@ -195,10 +195,14 @@ def _claim_if_queued(run_id: int, token: str, max_concurrency: int) -> Run | Non
         row = cursor.fetchone()
     if row is None:
         return None
-    values = [
-        f.from_db_value(value, None, db_connection) if hasattr(f, "from_db_value") else value
-        for f, value in zip(fields, row, strict=True)
-    ]
+    # The converters a query would apply: the field's (JSON) and the backend's (SQLite's dates).
+    values = []
+    for field, value in zip(fields, row, strict=True):
+        column = field.get_col(Run._meta.db_table)
+        converters = db_connection.ops.get_db_converters(column)
+        for convert in converters + column.get_db_converters(db_connection):
+            value = convert(value, column, db_connection)
+        values.append(value)
     return Run.from_db(db_connection.alias, [f.attname for f in fields], values)
 
 

@@ -391,3 +391,26 @@ def test_a_run_costs_a_fixed_small_number_of_database_statements(make_flow):
         *("INSERT", "INSERT"),  # one row per logic step, once done
         "UPDATE",  # finished, and whether other runs wait for the slot
     ]
+
+
+def test_a_claimed_run_comes_back_whole_with_the_values_a_query_would_give(make_flow):
+    flow = make_flow()
+    queued = Run.objects.create(
+        flow=flow,
+        version=flow.current_version,
+        plan=flow.current_version.plan,
+        trigger="webhook",
+        event={"body": {"name": "Ada"}},
+    )
+    run, outcome = claim(queued.pk, "token-1")
+    assert outcome == "claimed"
+    stored = Run.objects.get(pk=queued.pk)
+    assert (run.status, run.claim, run.attempts) == ("running", "token-1", 1)
+    for name in ("created_at", "started_at", "heartbeat_at"):
+        # Aware datetimes on every database, equal to what is stored (SQLite returns text).
+        assert getattr(run, name).tzinfo is not None
+        assert getattr(run, name) == getattr(stored, name)
+    assert run.event == {"body": {"name": "Ada"}} and run.plan == stored.plan
+    assert (run.flow_id, run.version_id) == (flow.pk, flow.current_version_id)
+    # Another dispatch of the same run finds it running: a duplicate, refused.
+    assert claim(queued.pk, "token-2") == (None, "duplicate")

@@ -27,7 +27,13 @@ from tests.fakes.github import FakeGitHub
 from tests.fakes.llm import FakeLLM
 
 ROOT = Path(__file__).resolve().parents[2]
-SCREENSHOTS = ROOT / "docs" / "screenshots"
+# Where the browser journeys save their screenshots: docs/screenshots/ with `make screenshots`
+# (FLOWS_SCREENSHOTS=1), otherwise a temporary folder, so that a test run leaves the docs alone.
+SCREENSHOTS = (
+    ROOT / "docs" / "screenshots"
+    if os.environ.get("FLOWS_SCREENSHOTS")
+    else Path(tempfile.gettempdir()) / "flowbuilder-screenshots"
+)
 PASSWORD = "correct-horse-battery-9"
 
 # A subprocess server shares the test database only when SQLite keeps it in a file.

@@ -1,6 +1,6 @@
 """Journeys in a real browser (Chromium driven by Playwright) against the app served by uvicorn,
-with GitHub and the LLM replaced by local fake servers. The tests save screenshots of the main
-pages to docs/screenshots/."""
+with GitHub and the LLM replaced by local fake servers. The tests take screenshots of the main
+pages: into docs/screenshots/ with `make screenshots`."""
 
 import json
 import re
