@@ -7,7 +7,7 @@ the latency from POST to the run's completion (seen on the flow's WebSocket), an
 from the guest's log call (the time the host stamped on the line) to the WebSocket client, and
 the CPU time a run costs the server, the worker, PostgreSQL and Redis.
 
-    .venv/bin/python bench/throughput.py [--runs 500] [--concurrency 4] [--modes embedded,distributed]
+    .venv/bin/python bench/throughput.py [--runs 500] [--concurrency 3] [--modes embedded,distributed]
         [--worker-concurrency N] [--worker-pool prefork]
 
 The last lines are one JSON object per mode (distributed last).
@@ -266,8 +266,8 @@ def main() -> None:
     parser.add_argument(
         "--concurrency",
         type=int,
-        default=4,
-        help="clients posting at once (4: the fewest that keep this 2-core machine busy)",
+        default=3,
+        help="clients posting at once (3: about the fewest that keep this 2-core machine busy)",
     )
     parser.add_argument("--modes", default="embedded,distributed")
     parser.add_argument("--server", default="uvicorn", choices=sorted(live.SERVERS))
@@ -287,8 +287,13 @@ def main() -> None:
     )
     args = parser.parse_args()
     # Stopped from outside (timeout, kill): stop the server and worker on the way out, or they
-    # would stay and take the next bench's runs from the shared broker.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    # would stay and take the next bench's runs from the shared broker. A second signal (as
+    # `timeout` forwards its own) must not cut that clean-up short.
+    def stop(*_: object) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        sys.exit(143)
+
+    signal.signal(signal.SIGTERM, stop)
     work = Path(tempfile.mkdtemp(prefix="flowbuilder-bench-"))
     print(f"logs in {work}", file=sys.stderr)
     results = [bench_mode(mode, args, work) for mode in args.modes.split(",")]
