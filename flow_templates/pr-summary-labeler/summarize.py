@@ -34,8 +34,17 @@ def main(event, ctx):
     size = size_label(lines, list_setting(settings, "size_limits", DEFAULT_LIMITS))
     areas = area_labels([f.get("filename", "") for f in files], mapping(settings))
     labels = [f"size/{size}"] + areas
-    ctx.call("github.labels.add", {"repo": repo, "number": number, "labels": labels})
+    now_on = ctx.call("github.labels.add", {"repo": repo, "number": number, "labels": labels})
     ctx.info(f"Labelled #{number}: {', '.join(labels)} ({lines} changed lines).")
+    # A pull request that grew or shrank keeps one size label: the new one.
+    stale = [
+        name
+        for name in (label.get("name", "") for label in now_on)
+        if name.startswith("size/") and name != f"size/{size}"
+    ]
+    if stale:
+        ctx.call("github.labels.remove", {"repo": repo, "number": number, "labels": stale})
+        ctx.info(f"Removed the old size label: {', '.join(stale)}.")
 
     try:
         summary = summarise(ctx, settings, pr, files)

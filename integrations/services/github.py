@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import time
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 from django.conf import settings
@@ -478,6 +479,42 @@ def labels_add(ctx: CapabilityContext, payload: dict) -> list:
             what=f"pull request or issue {repo}#{number}",
             json={"labels": labels},
         ).json()
+
+
+@offer(
+    "github.labels.remove",
+    service="github",
+    title="GitHub: remove labels",
+    description="Remove labels from a pull request or issue; labels it does not have are skipped.",
+    params=(
+        REPO,
+        NUMBER,
+        Param("labels", "list", label="Labels", required=True, description="label names"),
+    ),
+    result="list of the labels still on the pull request or issue",
+)
+def labels_remove(ctx: CapabilityContext, payload: dict) -> list:
+    labels = [str(label) for label in payload["labels"]]
+    if not labels:
+        raise CapabilityError("github.labels.remove needs at least one label.")
+    with GitHub.for_context(ctx) as gh:
+        repo, number = gh.check_repo(payload["repo"]), payload["number"]
+        path = f"/repos/{repo}/issues/{number}/labels"
+        what = f"pull request or issue {repo}#{number}"
+        current = gh.call("GET", path, repo=repo, what=what).json()
+        on_it = {label.get("name") for label in current}
+        for label in labels:
+            if label not in on_it:
+                continue
+            try:
+                current = gh.request(
+                    "DELETE", f"{path}/{quote(label, safe='')}", what=f"the label {label!r}"
+                ).json()
+            except ServiceError as exc:
+                if exc.status != 404:  # 404: someone removed it meanwhile
+                    raise
+                current = [c for c in current if c.get("name") != label]
+        return current
 
 
 @offer(

@@ -13,6 +13,7 @@ import hmac
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from tests.fakes.base import Answer, FakeServer, Recorded
 
@@ -154,7 +155,13 @@ class FakeGitHub(FakeServer):
             ("POST", rf"/repos/{REPO}/issues/(?P<number>\d+)/comments", self.create_comment),
             ("PATCH", rf"/repos/{REPO}/issues/comments/(?P<cid>\d+)", self.update_comment),
             ("DELETE", rf"/repos/{REPO}/issues/comments/(?P<cid>\d+)", self.delete_comment),
+            ("GET", rf"/repos/{REPO}/issues/(?P<number>\d+)/labels", self.list_labels),
             ("POST", rf"/repos/{REPO}/issues/(?P<number>\d+)/labels", self.add_labels),
+            (
+                "DELETE",
+                rf"/repos/{REPO}/issues/(?P<number>\d+)/labels/(?P<label>[^/]+)",
+                self.remove_label,
+            ),
             ("POST", rf"/repos/{REPO}/issues", self.create_issue),
         ]
 
@@ -289,6 +296,30 @@ class FakeGitHub(FakeServer):
         if self.comments.pop(int(cid), None) is None:
             return not_found()
         return Answer(204, b"")
+
+    @staticmethod
+    def _label_list(issue: dict[str, Any]) -> list[dict[str, str]]:
+        return [{"name": label, "color": "ededed"} for label in issue["labels"]]
+
+    def list_labels(self, request: Recorded, owner: str, name: str, number: str) -> Answer:
+        issue = self._issue(owner, name, number)
+        if issue is None:
+            return not_found()
+        return Answer(200, self._label_list(issue))
+
+    def remove_label(
+        self, request: Recorded, owner: str, name: str, number: str, label: str
+    ) -> Answer:
+        if denied := self._denied(request, "issues=write", "pull_requests=write"):
+            return denied
+        issue = self._issue(owner, name, number)
+        if issue is None:
+            return not_found()
+        label = unquote(label)
+        if label not in issue["labels"]:
+            return Answer(404, {"message": "Label does not exist", "documentation_url": DOCS})
+        issue["labels"].remove(label)
+        return Answer(200, self._label_list(issue))
 
     def add_labels(self, request: Recorded, owner: str, name: str, number: str) -> Answer:
         if denied := self._denied(request, "issues=write", "pull_requests=write"):

@@ -230,6 +230,28 @@ def test_labels_issue_and_pr_update(github, gh):
     assert pull["body"] == "Summary: ok"
 
 
+def test_labels_are_removed_and_labels_not_on_it_are_skipped(github, gh):
+    call("github.labels.add", gh, {"repo": REPO, "number": 7, "labels": ["size/XS", "bug", "ai"]})
+    left = call(
+        "github.labels.remove", gh, {"repo": REPO, "number": 7, "labels": ["size/XS", "wontfix"]}
+    )
+    assert [label["name"] for label in left] == ["bug", "ai"]
+    assert github.labels_on(REPO, 7) == ["bug", "ai"]
+    # The name is one path segment: its "/" travels encoded.
+    [delete] = github.requests_to("DELETE", r".*/labels/.*")
+    assert delete.path == f"/repos/{REPO}/issues/7/labels/size%2FXS"
+    # Nothing to remove: no DELETE, and the labels as they are.
+    assert [
+        x["name"]
+        for x in call("github.labels.remove", gh, {"repo": REPO, "number": 7, "labels": ["x"]})
+    ] == ["bug", "ai"]
+    assert len(github.requests_to("DELETE", r".*/labels/.*")) == 1
+
+    with pytest.raises(CapabilityError) as error:
+        call("github.labels.remove", gh, {"repo": REPO, "number": 99, "labels": ["bug"]})
+    assert error.value.message == f"GitHub says pull request or issue {REPO}#99 was not found."
+
+
 def test_binding_limits_refuse_other_repositories(github, gh):
     gh.limits = {"repos": ["octo/hello", "acme/*"]}
     assert call("github.pr.get", gh, {"repo": "Octo/Hello", "number": 7})["number"] == 7

@@ -101,8 +101,12 @@ def test_a_new_push_replaces_only_our_section_and_keeps_the_authors_edits(labele
     assert run.status == "succeeded", run.error
     assert pull["body"] == f"Fixes a crash.\n\n{SECTION}\n\nP.S. Tested by hand."
     assert pull["body"].count("flowbuilder:summary:start") == 1
-    # 116 changed lines now: L; labels only ever get added.
-    assert github.labels_on(REPO, 3) == ["size/M", "area/docs", "size/L", "area/tests"]
+    # 116 changed lines now: L replaces M; area labels are only ever added.
+    assert github.labels_on(REPO, 3) == ["area/docs", "size/L", "area/tests"]
+    assert log_of(run, "info")[:2] == [
+        "summarize: Labelled #3: size/L, area/docs, area/tests (116 changed lines).",
+        "summarize: Removed the old size label: size/M.",
+    ]
 
 
 def test_the_summary_can_go_to_a_comment_and_areas_are_configurable(labeler, github, deliver):
