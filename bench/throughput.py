@@ -286,6 +286,7 @@ def main() -> None:
         "--redis", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/3")
     )
     args = parser.parse_args()
+
     # Stopped from outside (timeout, kill): stop the server and worker on the way out, or they
     # would stay and take the next bench's runs from the shared broker. A second signal (as
     # `timeout` forwards its own) must not cut that clean-up short.
