@@ -454,22 +454,26 @@ def comment_upsert(ctx: CapabilityContext, payload: dict) -> dict:
         return {"comment": _create_comment(gh, repo, number, body), "created": True}
 
 
+LABELS = Param("labels", "list", label="Labels", required=True, description="label names")
+
+
+def _label_names(payload: dict, capability: str) -> list[str]:
+    labels = [str(label) for label in payload["labels"]]
+    if not labels:
+        raise CapabilityError(f"{capability} needs at least one label.")
+    return labels
+
+
 @offer(
     "github.labels.add",
     service="github",
     title="GitHub: add labels",
     description="Add labels to a pull request or issue (missing labels are created by GitHub).",
-    params=(
-        REPO,
-        NUMBER,
-        Param("labels", "list", label="Labels", required=True, description="label names"),
-    ),
+    params=(REPO, NUMBER, LABELS),
     result="list of the labels now on the pull request or issue",
 )
 def labels_add(ctx: CapabilityContext, payload: dict) -> list:
-    labels = [str(label) for label in payload["labels"]]
-    if not labels:
-        raise CapabilityError("github.labels.add needs at least one label.")
+    labels = _label_names(payload, "github.labels.add")
     with GitHub.for_context(ctx) as gh:
         repo, number = gh.check_repo(payload["repo"]), payload["number"]
         return gh.call(
@@ -486,17 +490,11 @@ def labels_add(ctx: CapabilityContext, payload: dict) -> list:
     service="github",
     title="GitHub: remove labels",
     description="Remove labels from a pull request or issue; labels it does not have are skipped.",
-    params=(
-        REPO,
-        NUMBER,
-        Param("labels", "list", label="Labels", required=True, description="label names"),
-    ),
+    params=(REPO, NUMBER, LABELS),
     result="list of the labels still on the pull request or issue",
 )
 def labels_remove(ctx: CapabilityContext, payload: dict) -> list:
-    labels = [str(label) for label in payload["labels"]]
-    if not labels:
-        raise CapabilityError("github.labels.remove needs at least one label.")
+    labels = _label_names(payload, "github.labels.remove")
     with GitHub.for_context(ctx) as gh:
         repo, number = gh.check_repo(payload["repo"]), payload["number"]
         path = f"/repos/{repo}/issues/{number}/labels"
