@@ -93,6 +93,9 @@ DATABASES = {
     )
 }
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # The embedded default keeps its database in var/: a fresh clone has no such folder yet.
+    if DATABASES["default"]["NAME"] not in ("", ":memory:"):
+        Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
     # Server threads and the embedded executor write at once: wait for the lock instead of
     # failing, WAL lets readers go on, IMMEDIATE transactions queue writers on the timeout
     # instead of failing on a lock upgrade.
