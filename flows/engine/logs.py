@@ -176,12 +176,12 @@ class RunLog:
     def __init__(
         self,
         run: Run,
-        redact: Callable[[str], str] | None = None,
-        events: RunEvents | None = None,
+        redact: Callable[[str], str],
+        events: RunEvents,
     ):
         self.run = run
-        self.redact = redact or Redactor()
-        self.events = events or RunEvents(run)
+        self.redact = redact
+        self.events = events
         self.lock = threading.Lock()
         # Only an earlier attempt of the run can have logged already.
         first = run.attempts <= 1

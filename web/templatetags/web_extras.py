@@ -8,6 +8,8 @@ from django import template
 from django.utils import timezone
 from django.utils.timesince import timesince
 
+from flows.engine.logs import log_line_html
+
 register = template.Library()
 
 # JSON longer than this many lines is folded in <details> on the run page.
@@ -73,6 +75,4 @@ def fuel(value: int | None) -> str:
 @register.filter
 def log_line(line) -> str:
     """A stored log line, in the same markup as the live ones (flows.engine.logs)."""
-    from flows.engine.logs import log_line_html
-
     return log_line_html(line.run_id, line.seq, line.step_id, line.level, line.message, line.time)
