@@ -162,14 +162,19 @@ def claim(run_id: int, token: str) -> tuple[Run | None, str]:
         return run, "claimed"
 
 
+def _run_sql_names() -> tuple[str, dict[str, str]]:
+    """The run table's quoted name and its columns' by field name, for hand-written statements."""
+    quote = db_connection.ops.quote_name
+    fields = Run._meta.concrete_fields
+    return quote(Run._meta.db_table), {f.name: quote(f.column) for f in fields}
+
+
 def _claim_if_queued(run_id: int, token: str, max_concurrency: int) -> Run | None:
     """The usual claim in one statement, under the flow's lock: a queued run whose flow has a
     free slot becomes running and comes back whole. None for anything else (a redelivery, a
     duplicate, a full flow), which `claim` then looks at closely."""
-    quote = db_connection.ops.quote_name
-    table = quote(Run._meta.db_table)
+    table, col = _run_sql_names()
     fields = Run._meta.concrete_fields
-    col = {f.name: quote(f.column) for f in fields}
     now = timezone.now()
     sql = (
         f"UPDATE {table} SET {col['status']} = %s, {col['attempts']} = {col['attempts']} + 1, "
@@ -396,12 +401,7 @@ class RunExecution:
 def _store_finish(run: Run, token: str) -> bool | None:
     """Store a run's final state if `token` still holds it (None if not), and say in the same
     statement whether runs of its flow wait for a slot: one round trip on every run, not two."""
-    quote = db_connection.ops.quote_name
-    table = quote(Run._meta.db_table)
-    col = {
-        name: quote(Run._meta.get_field(name).column)
-        for name in ("id", "flow", "status", "claim", "error", "output", "finished_at")
-    }
+    table, col = _run_sql_names()
     sql = (
         f"UPDATE {table} SET {col['status']} = %s, {col['error']} = %s, {col['output']} = %s, "
         f"{col['finished_at']} = %s WHERE {col['id']} = %s AND {col['status']} = %s "
