@@ -240,8 +240,10 @@ async def read_events(
     ),
     timeout: float = 30,
     on_event=None,
+    on_open=None,
 ) -> list[dict[str, Any]]:
-    """Events sent on a WebSocket until `until(event)` holds; raises ConnectionClosed if refused."""
+    """Events sent on a WebSocket until `until(event)` holds; raises ConnectionClosed if refused.
+    `on_open` is awaited once the socket is open (the consumer has joined its group)."""
     from websockets.asyncio.client import connect
 
     headers = {"Cookie": f"sessionid={session}"} if session else {}
@@ -249,6 +251,8 @@ async def read_events(
     events: list[dict[str, Any]] = []
     async with asyncio.timeout(timeout):
         async with connect(url, origin=base, additional_headers=headers) as ws:
+            if on_open:
+                await on_open()
             async for text in ws:
                 event = json.loads(text)
                 events.append(event)

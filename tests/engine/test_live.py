@@ -94,7 +94,6 @@ class Stack:
     def seed(self, doc: dict[str, Any]) -> dict[str, Any]:
         if DISTRIBUTED:
             return live.seed(doc)
-        import json
 
         out = live.run_manage(
             self.env, "-m", "tests.engine.live", "seed", stdin=json.dumps({"document": doc})
@@ -185,29 +184,16 @@ def test_a_flow_watcher_sees_new_runs_live(journey):
     info = journey.seed(JOURNEY)
     posted: list[httpx.Response] = []
 
-    async def watch() -> list[dict[str, Any]]:
-        from websockets.asyncio.client import connect
+    async def post() -> None:
+        # The consumer joins the flow's group before it accepts: from here on, nothing is missed.
+        async with httpx.AsyncClient() as client:
+            posted.append(
+                await client.post(f"{journey.base}/hooks/{info['token']}/", json={"name": "Lin"})
+            )
 
-        url = journey.base.replace("http://", "ws://") + f"/ws/flows/{info['flow_id']}/"
-        headers = {"Cookie": f"sessionid={info['ada']}"}
-        events: list[dict[str, Any]] = []
-        async with (
-            asyncio.timeout(30),
-            connect(url, origin=journey.base, additional_headers=headers) as ws,
-        ):
-            # The consumer joins the flow's group before it accepts: from here on, nothing is missed.
-            async with httpx.AsyncClient() as client:
-                answer = await client.post(
-                    f"{journey.base}/hooks/{info['token']}/", json={"name": "Lin"}
-                )
-            posted.append(answer)
-            async for text in ws:
-                events.append(json.loads(text))
-                if events[-1]["type"] == "run" and events[-1]["status"] == "succeeded":
-                    return events
-        return events
-
-    events = asyncio.run(watch())
+    events = asyncio.run(
+        live.read_events(journey.base, f"/ws/flows/{info['flow_id']}/", info["ada"], on_open=post)
+    )
     run_id = posted[0].json()["run_id"]
     assert {e["run"] for e in events} == {run_id}
     kinds = [(e["type"], e.get("step"), e.get("status")) for e in events if e["type"] != "log"]

@@ -22,6 +22,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection
 
+from tests.engine.live import free_port
 from tests.fakes.base import Answer, Recorded
 from tests.fakes.github import FakeGitHub
 from tests.fakes.llm import FakeLLM
@@ -64,12 +65,6 @@ def bob(db):
 def alice_client(client, alice):
     client.force_login(alice)
     return client
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 30) -> None:
