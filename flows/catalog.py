@@ -37,6 +37,12 @@ class Block:
     # The connection service this block needs, if any ("github", "llm", ...).
     service: str | None = None
     outputs: str = ""
+    # The output ports edges may leave from (every step also has the optional `error` port).
+    ports: tuple[str, ...] = ("out",)
+    # A list param whose items' "port" names are further ports (logic.switch's cases).
+    ports_from: str | None = None
+    # Whether the block runs a body of steps (marked with "parent") from its "body" port.
+    has_body: bool = False
     # Host-side execution for non-code blocks: execute(config, ctx: BlockContext) -> output, where
     # config holds the step's field values with templates already rendered.
     execute: Callable[..., Any] | None = field(default=None, compare=False)
@@ -54,6 +60,23 @@ class BlockContext(Protocol):
         """The capability `name` bound to this flow's connection; raises CapabilityError."""
 
     def log(self, level: str, message: str) -> None: ...
+
+
+ERROR_PORT = "error"
+
+
+def block_ports(block: Block, config: dict[str, Any] | None = None) -> list[str]:
+    """The ports a step of this block has with this configuration, `error` last (triggers have
+    no error port: a trigger cannot fail)."""
+    ports = list(block.ports)
+    if block.ports_from:
+        for item in (config or {}).get(block.ports_from) or []:
+            port = item.get("port") if isinstance(item, dict) else None
+            if isinstance(port, str) and port and port not in ports:
+                ports.insert(len(ports) - 1 if "default" in ports else len(ports), port)
+    if block.category != "trigger":
+        ports.append(ERROR_PORT)
+    return ports
 
 
 CATALOG: dict[str, Block] = {}

@@ -24,6 +24,7 @@ from flows.document import (
     execution_order,
     issue,
     setting_spec,
+    upgrade,
 )
 from flows.models import Artifact, Flow, FlowVersion, document_hash
 
@@ -64,7 +65,7 @@ def _type_problem(param: catalog.Param, value: Any) -> str | None:
 
 class _Compiler:
     def __init__(self, document: dict[str, Any], owner):
-        self.document = document
+        self.document = upgrade(document)
         self.owner = owner
         self.issues: list[Issue] = []
         self.settings: dict[str, Any] = {}

@@ -14,7 +14,10 @@ from typing import Any
 
 from django.db import transaction
 
-SCHEMA = "flowbuilder/flow@1"
+SCHEMA = "flowbuilder/flow@2"
+SCHEMA_V1 = "flowbuilder/flow@1"
+OUT = "out"
+ERROR = "error"
 STEP_ID = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 SETTING_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 TOP_LEVEL_KEYS = {
@@ -27,6 +30,8 @@ TOP_LEVEL_KEYS = {
     "steps",
     "edges",
     "layout",
+    "on_error",
+    "concurrency",
 }
 STEP_KEYS = {
     "id",
@@ -39,6 +44,7 @@ STEP_KEYS = {
     "name",
     "title",
     "description",
+    "parent",
 }
 TRIGGER = "trigger"
 
@@ -72,6 +78,36 @@ def issue(step: str | None, field: str | None, text: str) -> Issue:
     return Issue(text, None, field)
 
 
+def upgrade(document: Any) -> Any:
+    """A `@1` document as `@2`, losslessly: two-element edges gain the `out` port, and a `@1`
+    document without edges (whose steps ran in list order) gets the chain of edges that order
+    meant. Anything else is returned as it is (the structure checks report what is wrong)."""
+    if not isinstance(document, dict) or document.get("schema") != SCHEMA_V1:
+        return document
+    upgraded = copy.deepcopy(document)
+    upgraded["schema"] = SCHEMA
+    edges = upgraded.get("edges")
+    steps = upgraded.get("steps")
+    if not edges and isinstance(steps, list) and steps:
+        ids = [s.get("id") for s in steps if isinstance(s, dict)]
+        upgraded["edges"] = [[a, OUT, b] for a, b in zip([TRIGGER, *ids], ids, strict=False)]
+    elif isinstance(edges, list):
+        upgraded["edges"] = [normal_edge(e) for e in edges]
+    return upgraded
+
+
+def normal_edge(edge: Any) -> Any:
+    """`[from, to]` is shorthand for `[from, "out", to]`; anything else is returned as it is."""
+    if isinstance(edge, list) and len(edge) == 2:
+        return [edge[0], OUT, edge[1]]
+    return edge
+
+
+def edge_list(document: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """The document's edges as (from, port, to) triples (shorthand pairs expanded)."""
+    return [tuple(normal_edge(e)) for e in document.get("edges") or []]
+
+
 def empty_document(name: str = "Untitled flow") -> dict[str, Any]:
     return {
         "schema": SCHEMA,
@@ -102,7 +138,7 @@ def check_structure(document: Any) -> list[Issue]:
         issues.append(
             Issue(
                 f"unsupported schema {schema!r}: this server reads documents with "
-                f'"schema": "{SCHEMA}"',
+                f'"schema": "{SCHEMA}" (and upgrades "{SCHEMA_V1}")',
                 None,
                 "schema",
             )
@@ -224,9 +260,12 @@ def check_structure(document: Any) -> list[Issue]:
 
     edges = document.get("edges", [])
     if not isinstance(edges, list) or not all(
-        isinstance(e, list) and len(e) == 2 and all(isinstance(n, str) for n in e) for e in edges
+        isinstance(e, list) and len(e) in (2, 3) and all(isinstance(n, str) for n in e)
+        for e in edges
     ):
-        issues.append(Issue('"edges" must be a list of ["from", "to"] pairs', None, "edges"))
+        issues.append(
+            Issue('"edges" must be a list of ["from", "port", "to"] triples', None, "edges")
+        )
     return issues
 
 
@@ -237,7 +276,7 @@ def execution_order(document: dict[str, Any]) -> tuple[list[str], list[Issue]]:
     trigger and the graph must have no cycle.
     """
     ids = [s["id"] for s in document.get("steps", [])]
-    edges = document.get("edges", [])
+    edges = edge_list(document)
     if not edges:
         return ids, []
     index = {step_id: i for i, step_id in enumerate(ids)}
@@ -245,7 +284,7 @@ def execution_order(document: dict[str, Any]) -> tuple[list[str], list[Issue]]:
     issues: list[Issue] = []
     successors: dict[str, list[str]] = {n: [] for n in nodes}
     indegree = dict.fromkeys(ids, 0)
-    for source, target in edges:
+    for source, _port, target in edges:
         bad = [n for n in (source, target) if n not in nodes]
         if bad:
             issues.append(
@@ -297,8 +336,9 @@ def execution_order(document: dict[str, Any]) -> tuple[list[str], list[Issue]]:
 
 
 def export_document(document: dict[str, Any]) -> dict[str, Any]:
-    """A copy safe to share: connections by alias and service only, secret settings blanked."""
-    exported = copy.deepcopy(document)
+    """A copy safe to share, as `@2`: connections by alias and service only, secret settings
+    blanked."""
+    exported = copy.deepcopy(upgrade(document))
     exported["connections"] = {
         alias: {"service": spec.get("service")}
         | ({"limits": spec["limits"]} if spec.get("limits") else {})
@@ -318,10 +358,10 @@ def import_document(document: dict[str, Any], owner, name: str = ""):
     from flows.models import Flow
     from integrations.models import Connection
 
+    document = copy.deepcopy(upgrade(document))
     problems = check_structure(document)
     if problems:
         raise ValueError("; ".join(problems))
-    document = copy.deepcopy(document)
     for spec in (document.get("connections") or {}).values():
         candidates = list(
             Connection.objects.owned_by(owner)

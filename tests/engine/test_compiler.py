@@ -109,11 +109,11 @@ def test_structure_errors_come_first_and_alone(user):
     exc = errors_of({"schema": "other@9", "steps": [{"id": "Bad Id"}], "edges": "x"}, user)
     assert exc.errors == [
         "unsupported schema 'other@9': this server reads documents with "
-        '"schema": "flowbuilder/flow@1"',
+        '"schema": "flowbuilder/flow@2" (and upgrades "flowbuilder/flow@1")',
         'trigger: a trigger with a "kind" is required',
         "step 1: id 'Bad Id' must start with a lowercase letter and hold only lowercase "
         "letters, digits and underscores (and not be 'trigger')",
-        '"edges" must be a list of ["from", "to"] pairs',
+        '"edges" must be a list of ["from", "port", "to"] triples',
     ]
     assert errors_of([], user).errors == ["The flow document must be a JSON object."]
 
