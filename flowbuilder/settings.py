@@ -217,7 +217,9 @@ FLOWS_TELEGRAM_API_URL = os.environ.get("FLOWS_TELEGRAM_API_URL", "https://api.t
 # Webhooks
 FLOWS_WEBHOOK_MAX_BYTES = env_int("FLOWS_WEBHOOK_MAX_BYTES", 1_048_576)
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(FLOWS_WEBHOOK_MAX_BYTES, 2_621_440)
-FLOWS_PUBLIC_URL = os.environ.get("FLOWS_PUBLIC_URL", "http://127.0.0.1:8000")
+# The server's address as the outside world reaches it (webhook URLs). Unset, the pages show
+# the address the browser used.
+FLOWS_PUBLIC_URL = os.environ.get("FLOWS_PUBLIC_URL", "")
 
 # Run history retention
 FLOWS_RUN_RETENTION_DAYS = env_int("FLOWS_RUN_RETENTION_DAYS", 30)

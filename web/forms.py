@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from django import forms
 
 from flows.catalog import Block, Param
+from flows.document import import_document
 from flows.models import Flow, Run
+from integrations import jsonlimits
 from integrations.models import Connection
+
+# The largest flow file an import reads; real flows are a few kilobytes.
+IMPORT_MAX_BYTES = 1_048_576
 
 
 class NewFlowForm(forms.Form):
@@ -19,6 +25,74 @@ class NewFlowForm(forms.Form):
         label="Name of the new flow",
         widget=forms.TextInput(attrs={"placeholder": "e.g. Triage new issues"}),
     )
+
+
+class ImportFlowForm(forms.Form):
+    """A flow document (as `manage.py flows export` writes it), uploaded or pasted."""
+
+    file = forms.FileField(
+        required=False,
+        label="Flow file (.json)",
+        widget=forms.ClearableFileInput(attrs={"accept": ".json,application/json"}),
+    )
+    text = forms.CharField(
+        required=False,
+        label="Or paste the JSON",
+        strip=False,
+        widget=forms.Textarea(attrs={"rows": 10, "spellcheck": "false", "class": "mono"}),
+    )
+    name = forms.CharField(
+        required=False,
+        max_length=200,
+        label="Name of the new flow",
+        help_text="Leave empty to keep the name in the file.",
+    )
+
+    def clean(self) -> dict:
+        data = super().clean()
+        upload, text = data.get("file"), data.get("text") or ""
+        if upload and text.strip():
+            raise forms.ValidationError("Choose a file or paste JSON, not both.")
+        if upload:
+            if upload.size > IMPORT_MAX_BYTES:
+                raise forms.ValidationError(
+                    f"The file is larger than the limit of {IMPORT_MAX_BYTES:,} bytes."
+                )
+            raw, where = upload.read(), f"“{upload.name}”"
+        elif text.strip():
+            raw, where = text, "The pasted text"
+        else:
+            raise forms.ValidationError("Choose a flow file or paste its JSON.")
+        try:
+            document = jsonlimits.loads(raw)
+        except UnicodeDecodeError:
+            raise forms.ValidationError(f"{where} is not a text file.") from None
+        except json.JSONDecodeError as exc:
+            raise forms.ValidationError(
+                f"{where} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}."
+            ) from None
+        except jsonlimits.TooDeep as exc:
+            raise forms.ValidationError(f"{where} cannot be read: {exc}.") from None
+        if not isinstance(document, dict):
+            raise forms.ValidationError(
+                f"{where} is JSON but not a flow document: it must be an object with a "
+                '"schema", a "trigger" and "steps".'
+            )
+        data["document"], data["where"] = document, where
+        return data
+
+    def save(self, owner) -> Flow | None:
+        """The new draft flow, or None with the document's problems added to the form."""
+        try:
+            return import_document(
+                self.cleaned_data["document"], owner, self.cleaned_data.get("name") or ""
+            )
+        except ValueError as exc:
+            self.add_error(
+                None, f"{self.cleaned_data['where']} is not a flow document this server reads:"
+            )
+            self.problems = str(exc).split("; ")
+            return None
 
 
 class RunFilterForm(forms.Form):
@@ -73,7 +147,8 @@ def setting_field(spec: dict) -> forms.Field:
         return forms.FloatField(initial=value, **common)
     if isinstance(value, list):
         return ListField(
-            initial=value, **{**common, "help_text": f"{common['help_text']} One per line."}
+            initial=value,
+            **{**common, "help_text": with_hint(common["help_text"], "One per line.")},
         )
     if isinstance(value, dict):
         return forms.JSONField(initial=value, **common)
@@ -107,7 +182,7 @@ class FlowSetupForm(forms.Form):
                 queryset=choices,
                 required=False,
                 label=f"{service_label(service)} connection “{alias}”",
-                empty_label=f"Choose a {service_label(service)} connection",
+                empty_label=f"Choose {with_article(service_label(service))} connection",
                 initial=initial,
             )
         for key, spec in self.settings.items():
@@ -149,6 +224,16 @@ SERVICE_LABELS = {
 }
 
 
+def with_hint(help_text: str, hint: str) -> str:
+    """The help text followed by the sentences of a widget's hint it does not already say."""
+    text = (help_text or "").strip()
+    for sentence in re.findall(r"[^.]+(?:\.|$)", hint):
+        sentence = sentence.strip()
+        if sentence and sentence.rstrip(".").lower() not in text.lower():
+            text = f"{text} {sentence}".strip()
+    return text
+
+
 def service_label(service: str | None) -> str:
     return SERVICE_LABELS.get(service or "", (service or "").capitalize())
 
@@ -174,6 +259,11 @@ class NodeField:
     def input_id(self) -> str:
         return f"param-{self.param.name}"
 
+    @property
+    def help(self) -> str:
+        """The parameter's description and its widget's hint, said once (`code` in backticks)."""
+        return with_hint(self.param.description, WIDGET_HINTS.get(self.widget, ""))
+
 
 WIDGETS = {
     "string": "input",
@@ -186,6 +276,13 @@ WIDGETS = {
     "choice": "select",
     "list": "list",
     "secret-ref": "input",
+}
+
+
+WIDGET_HINTS = {
+    "list": "One per line.",
+    "json": "JSON.",
+    "code": "Defines `main(event, ctx)`. In the editor, press Esc then Tab to move on.",
 }
 
 
@@ -214,3 +311,16 @@ def node_fields(block: Block, config: dict, errors: dict[str, str]) -> list[Node
         )
         for param in block.params
     ]
+
+
+def with_article(word: str) -> str:
+    """'a GitHub', 'an LLM', 'an HTTP': the article a reader says before the word."""
+    if not word:
+        return word
+    first = word.split()[0]
+    # An acronym is read letter by letter: "an LLM", "an HTTP".
+    if first.isupper() and len(first) > 1:
+        vowel_sound = first[0] in "AEFHILMNORSX"
+    else:
+        vowel_sound = word[0].lower() in "aeiou"
+    return f"{'an' if vowel_sound else 'a'} {word}"
