@@ -3,23 +3,26 @@
 // finished step or run is fetched again as the server renders it, with its outputs.
 (function () {
   "use strict";
-  var FINISHED = ["succeeded", "failed", "skipped", "cancelled"];
+  var FINISHED = ["succeeded", "succeeded_with_errors", "failed", "skipped", "cancelled"];
+  var LABELS = { succeeded_with_errors: "Succeeded with errors" };
 
   function refetch(url, target) {
     if (document.querySelector(target)) htmx.ajax("GET", url, { target: target, swap: "outerHTML" });
   }
 
   function onRunPage(event, live) {
-    if (event.type === "step" && FINISHED.indexOf(event.status) >= 0) {
+    if (event.type === "step" && (FINISHED.indexOf(event.status) >= 0 || event.status === "waiting")) {
       var id = "#run-" + event.run + "-item-" + event.step;
       setTimeout(function () { refetch(live.dataset.stepUrl + event.step + "/", id); }, 0);
     } else if (event.type === "run") {
       var badge = document.getElementById("run-" + event.run + "-status");
       if (badge) {
         badge.className = "badge " + event.status;
-        badge.textContent = event.status.charAt(0).toUpperCase() + event.status.slice(1);
+        badge.textContent = LABELS[event.status] ||
+          event.status.charAt(0).toUpperCase() + event.status.slice(1).replace(/_/g, " ");
       }
-      if (FINISHED.indexOf(event.status) >= 0) {
+      // A run parked by a wait is fetched again too: the page then says when it goes on.
+      if (FINISHED.indexOf(event.status) >= 0 || event.status === "waiting") {
         setTimeout(function () { refetch(live.dataset.liveUrl, "#run-live-" + event.run); }, 0);
       }
     }
