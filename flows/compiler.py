@@ -90,9 +90,7 @@ class _Compiler:
                 self.missing_settings.add(name)
             self.settings[name] = value
 
-    def check_references(
-        self, step: str, field: str, refs: templating.References, earlier
-    ) -> None:
+    def check_references(self, step: str, field: str, refs: templating.References, earlier) -> None:
         for ref in sorted(refs.steps):
             if ref == step:
                 self.add(step, field, f"field '{field}' refers to this step's own output")
@@ -406,7 +404,9 @@ class _Compiler:
         mode = spec.get("mode", "queue")
         limit = spec.get("limit", 1)
         if mode not in CONCURRENCY_MODES:
-            self.add(None, "concurrency", "concurrency mode must be " + ", ".join(CONCURRENCY_MODES))
+            self.add(
+                None, "concurrency", "concurrency mode must be " + ", ".join(CONCURRENCY_MODES)
+            )
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 100:
             self.add(None, "concurrency", "concurrency limit must be 1 to 100")
         refs = templating.References()
@@ -484,9 +484,7 @@ def step_time_limit(step: dict[str, Any]) -> float:
 def run_time_limit(steps: list[dict[str, Any]]) -> int:
     """Every step's limit added up (steps inside loops count LOOP_TIME_FACTOR times), capped
     by the longest a run may take at once (a wait parks it and starts the clock again)."""
-    total = sum(
-        step_time_limit(s) * (LOOP_TIME_FACTOR if s.get("parent") else 1) for s in steps
-    )
+    total = sum(step_time_limit(s) * (LOOP_TIME_FACTOR if s.get("parent") else 1) for s in steps)
     return int(min(total, django_settings.FLOWS_RUN_MAX_TIME_LIMIT_S) + RUN_OVERHEAD_S)
 
 

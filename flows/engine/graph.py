@@ -302,7 +302,9 @@ class Walker:
             self.start_wait(frame, step_id)
         elif kind == "flow.call":
             row = self.new_row(frame, step_id)
-            self.finish_step(frame, step_id, row, self.x.call_flow(step, self.context(frame, step_id)))
+            self.finish_step(
+                frame, step_id, row, self.x.call_flow(step, self.context(frame, step_id))
+            )
         else:
             self.start_step(frame, step_id, inline)
 
@@ -406,7 +408,9 @@ class Walker:
                 row.port = ERROR_PORT
                 row.output = {"error": error, "step": step_id, "retryable": outcome.retryable}
                 self.record(row, durable)
-                self.x.log.write(step_id, "warning", f"failed; going on along its error path: {error}")
+                self.x.log.write(
+                    step_id, "warning", f"failed; going on along its error path: {error}"
+                )
                 frame.state[step_id] = "done"
                 frame.outputs[step_id] = row.output
                 self.leave(frame, step_id, ERROR_PORT)
@@ -505,7 +509,9 @@ class Walker:
         try:
             items = templating.render_value(config["items"], context)
         except templating.TemplateError as exc:
-            self.finish_step(frame, step_id, row, StepOutcome("failed", error=f"field 'items': {exc}"))
+            self.finish_step(
+                frame, step_id, row, StepOutcome("failed", error=f"field 'items': {exc}")
+            )
             return
         if isinstance(items, dict):
             items = [{"key": k, "value": v} for k, v in items.items()]

@@ -192,9 +192,7 @@ def call_flow(parent: Run, step_id: str, config: dict[str, Any]) -> StepOutcome:
     else:
         version = flow.versions.filter(number=int(wanted) if wanted.isdigit() else -1).first()
     if version is None:
-        return StepOutcome(
-            "failed", error=f"flow '{flow.name}' has no deployed version {wanted!r}"
-        )
+        return StepOutcome("failed", error=f"flow '{flow.name}' has no deployed version {wanted!r}")
     links = {"parent_run": parent, "parent_step": step_id, "depth": depth}
     child, _ = _create(
         flow,
