@@ -698,3 +698,48 @@ def test_every_template_and_fixture_document_upgrades_and_compiles_its_graph(use
         shape = graph.analyse(document)
         assert shape.issues == [], path
         assert len(shape.order) == len(document["steps"]), path
+
+
+def test_a_rate_limit_with_a_long_retry_after_parks_the_run_until_then(
+    make_flow, user, llm, settings
+):
+    settings.FLOWS_EXECUTOR = "embedded"  # only queues: the test plays the worker
+    connection = Connection(
+        owner=user, service="llm", name="LLM", config={"base_url": llm.base_url, "model": "llama3"}
+    )
+    connection.set_secrets({})
+    connection.save()
+    llm.rate_limit_next(retry_after=120)
+    flow = make_flow(
+        doc(
+            [
+                {
+                    "id": "ask",
+                    "kind": "llm.chat",
+                    "config": {"prompt": "hello"},
+                    "retry": {"max_attempts": 2, "backoff_s": 1},
+                }
+            ],
+            [["trigger", "out", "ask"]],
+            connections={"llm": {"service": "llm", "connection": connection.pk}},
+        )
+    )
+    run, _ = start_run(flow, trigger="manual", event={})
+    executor.execute_run(run.pk, "first", manage_connections=False)
+    run.refresh_from_db()
+    assert run.status == Run.Status.WAITING
+    assert 110 < (run.resume_at - timezone.now()).total_seconds() <= 120
+    assert len(llm.chats) == 1  # no worker sat out the two minutes
+    messages = list(run.log_lines.values_list("message", flat=True))
+    assert any("the run waits without holding a worker" in m for m in messages)
+
+    settings.FLOWS_EXECUTOR = "inline"
+    Run.objects.filter(pk=run.pk).update(resume_at=timezone.now() - timedelta(seconds=60))
+    executor.sweep_stale_runs()
+    run.refresh_from_db()
+    assert run.status == Run.Status.SUCCEEDED
+    assert run.output["content"] == "echo: hello"
+    assert list(StepRun.objects.filter(run=run).values_list("attempt", "status")) == [
+        (1, "failed"),
+        (2, "succeeded"),
+    ]
