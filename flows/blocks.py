@@ -470,7 +470,7 @@ FLOW_BLOCKS = (
                 "json",
                 label="Body",
                 templated=True,
-                description="JSON (or text), e.g. `{\"text\": \"{{ steps.answer.text }}\"}`.",
+                description='JSON (or text), e.g. `{"text": "{{ steps.answer.text }}"}`.',
             ),
             Param(
                 "body_type",

@@ -30,6 +30,7 @@ from django.utils.dateparse import parse_datetime
 
 from flows import capabilities as capability_registry
 from flows import templating
+from flows.capabilities import CapabilityError
 from flows.catalog import ERROR_PORT
 from flows.document import OUT, TRIGGER
 from flows.engine import logs
@@ -302,7 +303,9 @@ class Walker:
             self.start_wait(frame, step_id)
         elif kind == "flow.call":
             row = self.new_row(frame, step_id)
-            self.finish_step(frame, step_id, row, self.x.call_flow(step, self.context(frame, step_id)))
+            self.finish_step(
+                frame, step_id, row, self.x.call_flow(step, self.context(frame, step_id))
+            )
         else:
             self.start_step(frame, step_id, inline)
 
@@ -378,16 +381,21 @@ class Walker:
             log=log,
             usage=usage,
         )
+        asked: list[float] = []  # waits services asked for (Retry-After), for the retry
         for name, call in list(callables.items()):
             capability = capability_registry.get(name)
             if capability is not None and capability.service is None:
                 # Built-in capabilities (the key-value store) use the database.
-                callables[name] = lambda payload, call=call: self.on_coordinator(
-                    lambda: call(payload)
-                )
+                call = self.coordinated(call)
+            callables[name] = noting_waits(call, asked)
         outcome = run_step(step, context, callables, log)
         outcome.usage = usage.totals
+        if outcome.status == "failed" and asked:
+            outcome.retry_after = max(outcome.retry_after, asked[-1])
         return outcome
+
+    def coordinated(self, call):
+        return lambda payload: self.on_coordinator(lambda: call(payload))
 
     def finish_step(self, frame: Frame, step_id: str, row: StepRun, outcome: StepOutcome) -> None:
         step = self.steps[step_id]
@@ -406,7 +414,9 @@ class Walker:
                 row.port = ERROR_PORT
                 row.output = {"error": error, "step": step_id, "retryable": outcome.retryable}
                 self.record(row, durable)
-                self.x.log.write(step_id, "warning", f"failed; going on along its error path: {error}")
+                self.x.log.write(
+                    step_id, "warning", f"failed; going on along its error path: {error}"
+                )
                 frame.state[step_id] = "done"
                 frame.outputs[step_id] = row.output
                 self.leave(frame, step_id, ERROR_PORT)
@@ -505,7 +515,9 @@ class Walker:
         try:
             items = templating.render_value(config["items"], context)
         except templating.TemplateError as exc:
-            self.finish_step(frame, step_id, row, StepOutcome("failed", error=f"field 'items': {exc}"))
+            self.finish_step(
+                frame, step_id, row, StepOutcome("failed", error=f"field 'items': {exc}")
+            )
             return
         if isinstance(items, dict):
             items = [{"key": k, "value": v} for k, v in items.items()]
@@ -584,6 +596,20 @@ class Walker:
         started = loop.row.started_at
         outcome.duration_ms = (timezone.now() - started).total_seconds() * 1000
         self.finish_step(loop.frame, loop.step, loop.row, outcome)
+
+
+def noting_waits(call, asked: list[float]):
+    """A capability that notes how long its service asked to wait when it refuses."""
+
+    def noted(payload: Any) -> Any:
+        try:
+            return call(payload)
+        except CapabilityError as exc:
+            if exc.retry_after:
+                asked.append(exc.retry_after)
+            raise
+
+    return noted
 
 
 def wait_until(step: dict[str, Any], context: dict[str, Any]) -> datetime:
