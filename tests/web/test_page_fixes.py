@@ -201,6 +201,8 @@ def test_run_statuses_have_labels_in_the_list_and_on_the_run_page(
     )
     rows = alice_client.get("/runs/").content.decode()
     assert f'<span class="badge {status}">{label}</span>' in rows
+    if status == "waiting":
+        assert f'{label}</span> <span class="muted small">until <time' in rows
     page = alice_client.get(f"/runs/{run.pk}/").content.decode()
     assert f'class="badge {status}" role="status">{label}</span>' in page
     dashboard = alice_client.get("/dashboard/").content.decode()
