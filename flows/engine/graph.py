@@ -103,6 +103,8 @@ class Walker:
             self.outgoing[edge[0]].append(edge)
         self.ready: list[tuple[Frame, str]] = []
         self.messages: queue.Queue = queue.Queue()
+        self.lock = threading.Lock()
+        self.closed = False
         self.pool: ThreadPoolExecutor | None = None
         self.running = 0
         self.coordinator = threading.get_ident()
@@ -146,8 +148,7 @@ class Walker:
                     break
                 self.handle(self.messages.get())
         finally:
-            if self.pool is not None:
-                self.pool.shutdown(wait=True)
+            self.close()
         if self.stop is not None:
             return self.stop[0], self.stop[1], self.output, None
         if top.error:
@@ -175,8 +176,23 @@ class Walker:
         if threading.get_ident() == self.coordinator:
             return fn()
         future: Future = Future()
-        self.messages.put(("call", fn, future))
+        with self.lock:
+            if self.closed:
+                raise RuntimeError("the run this step belongs to has stopped")
+            self.messages.put(("call", fn, future))
         return future.result()
+
+    def close(self) -> None:
+        """The walk is over (normally nothing runs by then; after a time limit, steps may still
+        run): steps still running get an error for anything they ask of the coordinator."""
+        with self.lock:
+            self.closed = True
+        while not self.messages.empty():
+            message = self.messages.get_nowait()
+            if message[0] == "call":
+                message[2].set_exception(RuntimeError("the run this step belongs to has stopped"))
+        if self.pool is not None:
+            self.pool.shutdown(wait=False, cancel_futures=True)
 
     # frames and edges ------------------------------------------------------------------------
     def enter(self, frame: Frame, source: str, port: str) -> None:

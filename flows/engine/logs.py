@@ -118,6 +118,9 @@ def step_event(step: StepRun) -> dict[str, Any]:
         "type": "step",
         "run": step.run_id,
         "step": step.step_id,
+        # The loop item it ran for ("each[3]"; "" outside loops) and the port it left on.
+        "scope": step.scope,
+        "port": step.port,
         "kind": step.kind,
         "position": step.position,
         "status": step.status,

@@ -743,3 +743,15 @@ def test_a_rate_limit_with_a_long_retry_after_parks_the_run_until_then(
         (1, "failed"),
         (2, "succeeded"),
     ]
+
+
+def test_a_rerun_of_a_branching_loop_takes_the_same_path_again(make_flow):
+    from flows.engine import rerun
+
+    flow = make_flow(LOOP_DOC)
+    first = run_manual(flow, {"files": ["x", "y"]})
+    again = rerun(first)
+    again.refresh_from_db()
+    assert again.rerun_of == first and again.status == Run.Status.SUCCEEDED
+    assert again.output == first.output == {"text": "0:X,1:Y"}
+    assert set(steps_of(again)) == set(steps_of(first))
