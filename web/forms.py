@@ -9,7 +9,8 @@ from typing import Any
 
 from django import forms
 
-from flows.catalog import Block, Param
+from flows import capabilities
+from flows.catalog import Block, Param, get_block
 from flows.document import import_document
 from flows.models import Flow, Run
 from integrations import jsonlimits
@@ -155,6 +156,52 @@ def setting_field(spec: dict) -> forms.Field:
     return forms.CharField(initial="" if value is None else str(value), **common)
 
 
+@dataclass
+class MissingConnection:
+    step: str
+    service: str
+
+    @property
+    def title(self) -> str:
+        return service_label(self.service)
+
+
+def connection_needs(document: dict) -> tuple[dict[str, list[str]], list[MissingConnection]]:
+    """Which steps use each connection alias of the document, and the steps that need a service
+    the document has no connection for (they cannot deploy until it has one)."""
+    aliases = {
+        alias: spec.get("service")
+        for alias, spec in (document.get("connections") or {}).items()
+        if isinstance(spec, dict)
+    }
+    uses: dict[str, list[str]] = {}
+    missing: list[MissingConnection] = []
+    for step in document.get("steps") or []:
+        if not isinstance(step, dict):
+            continue
+        block = get_block(str(step.get("kind", "")))
+        if block is None:
+            continue
+        names = step.get("grants") if block.category == "code" else block.capabilities
+        services = {
+            cap.service
+            for cap in (capabilities.get(str(n)) for n in names or [])
+            if cap is not None and cap.service
+        }
+        step_id = str(step.get("id", ""))
+        for service in sorted(services):
+            chosen = step.get("connection")
+            if chosen in aliases and aliases[chosen] == service:
+                candidates = [chosen]
+            else:
+                candidates = [a for a, s in aliases.items() if s == service]
+            if not candidates:
+                missing.append(MissingConnection(step_id, service))
+            for alias in candidates:
+                uses.setdefault(alias, []).append(step_id)
+    return uses, missing
+
+
 class FlowSetupForm(forms.Form):
     """The connections and settings a flow document asks for, filled in by its owner."""
 
@@ -189,12 +236,14 @@ class FlowSetupForm(forms.Form):
             field = setting_field(spec)
             field.label = key
             self.fields[f"setting__{key}"] = field
+        uses, self.missing_connections = connection_needs(document)
         self.connection_fields = [
             {
                 "alias": alias,
                 "service": spec.get("service", ""),
                 "title": service_label(spec.get("service")),
                 "field": self[f"connection__{alias}"],
+                "steps": uses.get(alias, []),
             }
             for alias, spec in self.connections.items()
         ]

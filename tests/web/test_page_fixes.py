@@ -107,6 +107,25 @@ def test_connections_read_an_llm_and_a_github(alice_client, greeter):
     assert "a LLM" not in body
 
 
+def test_the_setup_page_says_which_steps_need_which_connection(alice_client, greeter):
+    document = greeter_document()
+    document["steps"] += [
+        {"id": "chat", "kind": "llm.chat", "config": {"prompt": "Hi"}},
+        {"id": "code", "kind": "code.python", "config": {"source": ""}, "grants": ["llm.chat"]},
+    ]
+    greeter.document = document
+    greeter.save()
+    body = alice_client.get(f"/flows/{greeter.pk}/setup/").content.decode()
+    assert "Step <strong>chat</strong> needs an LLM connection, but the flow has none yet." in body
+    assert "Step <strong>code</strong> needs an LLM connection" in body
+    assert "This flow needs no connections." not in body
+    greeter.document = {**document, "connections": {"llm": {"service": "llm"}}}
+    greeter.save()
+    body = alice_client.get(f"/flows/{greeter.pk}/setup/").content.decode()
+    assert "Used by <code>chat</code>, <code>code</code>." in body
+    assert "has none yet" not in body
+
+
 def test_setting_help_shows_code_as_code_and_says_things_once(alice_client, greeter):
     greeter.document = {
         **greeter_document(),
