@@ -71,6 +71,18 @@ def test_an_imported_flow_binds_the_owners_only_connection_of_each_service(alice
     assert new.status == Flow.Status.DRAFT
 
 
+def test_a_file_too_big_or_not_text_is_refused_and_nothing_is_created(alice_client):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    big = SimpleUploadedFile("big.json", b" " * 1_100_000 + b"{}")
+    body = alice_client.post("/flows/import/", {"file": big}).content.decode()
+    assert "The file is larger than the limit of 1,048,576 bytes." in body
+    binary = SimpleUploadedFile("flow.json", b"\xff\xfe\x00garbage")
+    body = alice_client.post("/flows/import/", {"file": binary}).content.decode()
+    assert "“flow.json” is not" in body
+    assert Flow.objects.count() == 0
+
+
 def test_flows_as_files_journey(page: Page, alice):
     flow = secret_greeter(alice)
     log_in(page, "alice")
@@ -131,7 +143,10 @@ def test_flows_as_files_journey(page: Page, alice):
     expect(page.get_by_text("Created “Greeter (copy)”, a draft copy of “Greeter”.")).to_be_visible()
     expect(page.get_by_role("heading", name="Greeter (copy)")).to_be_visible()
     page.goto(f"/flows/{flow.pk}/")
-    page.get_by_role("button", name="Duplicate").click()
+    page.get_by_role("link", name="Export").focus()
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("button", name="Duplicate")).to_be_focused()
+    page.keyboard.press("Enter")
     expect(page.get_by_role("heading", name="Greeter (copy 2)")).to_be_visible()
     copies = Flow.objects.filter(name__startswith="Greeter (copy").order_by("pk")
     assert [c.slug for c in copies] == ["greeter-copy", "greeter-copy-2"]
