@@ -243,6 +243,7 @@ def test_a_waiting_run_says_when_it_goes_on_and_a_run_with_errors_why(alice_clie
     mixed = finished_run(greeter, status="succeeded_with_errors", error="")
     body = alice_client.get(f"/runs/{mixed.pk}/").content.decode()
     assert "a step failed and the flow went on along that step's error path" in body
+    assert "the flow went on along its error path</span>" in body
 
 
 # --- test runs that act for real --------------------------------------------------------------
@@ -375,3 +376,47 @@ def test_pages_fit_a_phone_and_the_builder_says_editing_needs_a_wider_screen(
     # On a laptop the note is not there.
     page.set_viewport_size({"width": 1366, "height": 768})
     expect(page.get_by_text("Editing a flow needs a wider screen")).to_be_hidden()
+
+
+# --- a branching flow run by the engine, watched live -------------------------------------------
+
+
+def branching_document() -> dict:
+    return {
+        "schema": "flowbuilder/flow@2",
+        "name": "Brancher",
+        "trigger": {"kind": "trigger.manual", "config": {}},
+        "settings": {},
+        "connections": {},
+        "steps": [
+            {"id": "check", "kind": "logic.if", "config": {"condition": "{{ event.go }}"}},
+            {"id": "yes", "kind": "logic.template", "config": {"template": "went"}},
+            {"id": "no", "kind": "logic.template", "config": {"template": "stayed"}},
+        ],
+        "edges": [["trigger", "out", "check"], ["check", "true", "yes"], ["check", "false", "no"]],
+        "layout": {
+            "trigger": {"x": 40, "y": 120},
+            "check": {"x": 300, "y": 120},
+            "yes": {"x": 560, "y": 40},
+            "no": {"x": 560, "y": 220},
+        },
+    }
+
+
+def test_a_test_run_shows_the_branch_not_taken_as_skipped_with_its_reason(page: Page, alice):
+    flow = Flow.objects.create(
+        owner=alice, name="Brancher", slug="brancher", document=branching_document()
+    )
+    log_in(page, "alice")
+    page.goto(f"/flows/{flow.pk}/builder/")
+    page.get_by_role("button", name="Test run").click()
+    page.get_by_label("Event (JSON, editable)").fill(json.dumps({"go": True}))
+    page.get_by_role("button", name="Run the draft").click()
+    output = page.locator("#test-output")
+    expect(output.locator(".run-status .badge")).to_have_text("Succeeded")
+    run = Run.objects.get(flow=flow)
+    expect(output.locator(f"#run-{run.pk}-item-yes .badge").first).to_have_text("Succeeded")
+    skipped = output.locator(f"#run-{run.pk}-item-no")
+    expect(skipped.locator(".badge")).to_have_text("Skipped")
+    expect(skipped).to_contain_text("Path not taken: 'check' went 'true', not 'false'")
+    expect(output.locator(f"#run-{run.pk}-item-check")).to_contain_text("went “true”")
