@@ -450,6 +450,13 @@ class Walker:
         frame.outputs[step_id] = outcome.output
         self.note_output(frame, outcome.output)
         if outcome.status == "skipped":
+            if frame.loop is not None:
+                # In a loop a filter ends its item only: the steps after it stay unsettled.
+                self.x.log.write(
+                    step_id, "info", f"item {frame.index} skipped: {outcome.skip_reason}"
+                )
+                self.done(frame)
+                return
             self.output = outcome.output
             self.x.log.write(step_id, "info", f"run skipped: {outcome.skip_reason}")
             self.stop = (Run.Status.SKIPPED, f"step '{step_id}': {outcome.skip_reason}")

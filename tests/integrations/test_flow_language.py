@@ -755,3 +755,24 @@ def test_a_rerun_of_a_branching_loop_takes_the_same_path_again(make_flow):
     assert again.rerun_of == first and again.status == Run.Status.SUCCEEDED
     assert again.output == first.output == {"text": "0:X,1:Y"}
     assert set(steps_of(again)) == set(steps_of(first))
+
+
+def test_a_filter_inside_a_loop_ends_only_its_item(make_flow):
+    flow = make_flow(
+        doc(
+            [
+                {"id": "each", "kind": "logic.foreach", "config": {"items": "{{ event.n }}"}},
+                {
+                    "id": "odd",
+                    "kind": "logic.filter",
+                    "parent": "each",
+                    "config": {"condition": "{{ item % 2 }}", "reason": "even"},
+                },
+                text("keep", "{{ item }}", parent="each"),
+            ],
+            [["trigger", "out", "each"], ["each", "body", "odd"], ["odd", "out", "keep"]],
+        )
+    )
+    run = run_manual(flow, {"n": [1, 2, 3]})
+    assert run.status == Run.Status.SUCCEEDED
+    assert run.output == [{"text": "1"}, {"passed": False}, {"text": "3"}]
