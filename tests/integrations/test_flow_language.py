@@ -353,7 +353,7 @@ def test_a_wait_parks_the_run_and_a_sweep_resumes_it_after_a_restart(make_flow, 
     assert run.output["text"].startswith("a 20")
 
 
-def test_a_long_retry_backoff_parks_the_run_instead_of_sleeping(make_flow, settings, flaky):
+def test_a_long_retry_backoff_parks_the_run_instead_of_sleeping(make_flow, settings, flaky_block):
     settings.FLOWS_PARK_MIN_S = 0.05
     flow = make_flow(
         doc(
@@ -373,32 +373,6 @@ def test_a_long_retry_backoff_parks_the_run_instead_of_sleeping(make_flow, setti
     assert run.resume_at is not None
     attempts = list(StepRun.objects.filter(run=run).values_list("attempt", "status"))
     assert attempts == [(1, "failed"), (2, "succeeded")]
-
-
-@pytest.fixture
-def flaky():
-    calls = {"count": 0}
-
-    def execute(config, ctx):
-        calls["count"] += 1
-        if calls["count"] < config["succeed_on"]:
-            from flows.capabilities import CapabilityError
-
-            raise CapabilityError("busy", retryable=True)
-        return {"calls": calls["count"]}
-
-    register_block(
-        Block(
-            kind="test.flaky",
-            category="integration",
-            title="Flaky",
-            description="Fails until the nth call.",
-            params=(Param("succeed_on", "integer", default=2),),
-            execute=execute,
-        )
-    )
-    yield calls
-    CATALOG.pop("test.flaky")
 
 
 # Webhook responses ------------------------------------------------------------------------------
