@@ -34,7 +34,7 @@ from flows.capabilities import CapabilityError
 from flows.catalog import ERROR_PORT
 from flows.document import OUT, TRIGGER
 from flows.engine import logs
-from flows.engine.steps import StepOutcome, Usage, capability_callables, run_step
+from flows.engine.steps import StepOutcome, Usage, capability_callables, render_config, run_step
 from flows.models import Run, StepRun
 
 if TYPE_CHECKING:
@@ -534,13 +534,17 @@ class Walker:
         step = self.steps[step_id]
         row = self.new_row(frame, step_id)
         context = self.context(frame, step_id)
-        config = step["config"]
         try:
-            items = templating.render_value(config["items"], context)
+            config = render_config(step, context)
         except templating.TemplateError as exc:
-            self.finish_step(
-                frame, step_id, row, StepOutcome("failed", error=f"field 'items': {exc}")
-            )
+            self.finish_step(frame, step_id, row, StepOutcome("failed", error=str(exc)))
+            return
+        items = config["items"]
+        try:
+            wanted = int(config.get("concurrency") or 1)
+        except (TypeError, ValueError):
+            error = f"field 'concurrency' must give a whole number, not {config['concurrency']!r}"
+            self.finish_step(frame, step_id, row, StepOutcome("failed", error=error))
             return
         if isinstance(items, dict):
             items = [{"key": k, "value": v} for k, v in items.items()]
@@ -553,7 +557,8 @@ class Walker:
             error = f"the list has {len(items)} items; a loop takes at most {cap}"
             self.finish_step(frame, step_id, row, StepOutcome("failed", error=error))
             return
-        row.input = {"items": len(items), "concurrency": config.get("concurrency", 1)}
+        concurrency = max(1, min(wanted, settings.FLOWS_FOREACH_MAX_CONCURRENCY))
+        row.input = {"items": len(items), "concurrency": concurrency}
         row.save(force_insert=True)
         self.x.events.flush(logs.step_event(row))
         loop = Loop(
@@ -561,9 +566,7 @@ class Walker:
             step=step_id,
             row=row,
             items=items,
-            concurrency=max(
-                1, min(int(config.get("concurrency") or 1), settings.FLOWS_FOREACH_MAX_CONCURRENCY)
-            ),
+            concurrency=concurrency,
             continue_on_error=bool(config.get("continue_on_error")),
             results=[None] * len(items),
         )
@@ -610,6 +613,7 @@ class Walker:
         else:
             outcome = StepOutcome("succeeded", loop.results)
             if loop.failures:
+                self.had_errors = True
                 self.x.log.write(
                     loop.step,
                     "warning",

@@ -24,7 +24,7 @@ def doc(steps, edges, trigger="trigger.manual", **extra):
         "schema": "flowbuilder/flow@2",
         "name": "Language",
         "trigger": {"kind": trigger, "config": {}},
-        "settings": {},
+        "settings": extra.pop("settings", {}),
         "connections": extra.pop("connections", {}),
         "steps": steps,
         "edges": edges,
@@ -270,7 +270,7 @@ def test_a_failing_item_fails_the_loop_unless_it_continues_on_error(make_flow, b
     loop["config"]["continue_on_error"] = True
     flow = make_flow(doc([loop, body], edges))
     run = run_manual(flow, {"items": ["ok", "bad", "fine"]})
-    assert run.status == Run.Status.SUCCEEDED
+    assert run.status == Run.Status.SUCCEEDED_WITH_ERRORS
     assert run.output == [
         {"ok": "ok"},
         {"error": "step 'try': ValueError: broken on bad", "index": 1},
@@ -291,7 +291,10 @@ def test_loop_items_overlap_on_a_slow_llm_up_to_the_loops_concurrency(make_flow,
                 {
                     "id": "each",
                     "kind": "logic.foreach",
-                    "config": {"items": "{{ event.files }}", "concurrency": 5},
+                    "config": {
+                        "items": "{{ event.files }}",
+                        "concurrency": "{{ settings.at_once }}",
+                    },
                 },
                 {
                     "id": "review",
@@ -302,6 +305,7 @@ def test_loop_items_overlap_on_a_slow_llm_up_to_the_loops_concurrency(make_flow,
             ],
             [["trigger", "out", "each"], ["each", "body", "review"]],
             connections={"llm": {"service": "llm", "connection": connection.pk}},
+            settings={"at_once": 5},
         )
     )
     files = [f"f{i}.py" for i in range(20)]
