@@ -42,6 +42,19 @@ if TYPE_CHECKING:
 
 MAX_ERROR_CHARS = 8000
 DONE = {StepRun.Status.SUCCEEDED, StepRun.Status.SKIPPED}
+# What finishing a step run changes of the row saved when it started.
+FINISHED_FIELDS = [
+    "status",
+    "port",
+    "input",
+    "output",
+    "error",
+    "duration_ms",
+    "fuel_used",
+    "tokens",
+    "resume_at",
+    "finished_at",
+]
 
 
 def plan_edges(plan: dict[str, Any]) -> list[tuple[str, str, str]]:
@@ -275,12 +288,12 @@ class Walker:
         if row.pk is None:
             row.save(force_insert=True)
         else:
-            row.save()
+            row.save(update_fields=FINISHED_FIELDS)
         event = logs.step_event(row)
-        if durable:
-            self.x.events.flush(event)
+        if durable and self.running > 0:
+            self.x.events.flush(event)  # other steps still run: watchers see this one now
         else:
-            self.x.events.add(event)
+            self.x.events.add(event)  # leaves with what comes next, in a moment
 
     def skip(self, frame: Frame, step_id: str, reason: str) -> None:
         frame.state[step_id] = "done"
