@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import tempfile
@@ -22,7 +21,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.throughput import percentile, prepare_postgres  # noqa: E402
+from bench.throughput import add_service_arguments, percentile, prepare_postgres  # noqa: E402
 from tests.engine import live  # noqa: E402
 
 STEP = """
@@ -93,13 +92,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--modes", default="embedded,distributed")
-    parser.add_argument(
-        "--postgres",
-        default=os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres"),
-    )
-    parser.add_argument(
-        "--redis", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/3")
-    )
+    add_service_arguments(parser)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="flowbuilder-respond-"))
     for mode in args.modes.split(","):

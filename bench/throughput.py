@@ -243,6 +243,17 @@ async def drive(
     }
 
 
+def add_service_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where the distributed mode's PostgreSQL and Redis are (a bench database is made there)."""
+    parser.add_argument(
+        "--postgres",
+        default=os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres"),
+    )
+    parser.add_argument(
+        "--redis", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/3")
+    )
+
+
 def prepare_postgres(url: str) -> str:
     """A fresh database named flowbuilder_bench on the server of `url`; returns its URL."""
     import psycopg
@@ -319,13 +330,7 @@ def main() -> None:
         help="worker processes (default: the worker's own setting, FLOWS_WORKER_CONCURRENCY)",
     )
     parser.add_argument("--worker-pool", default="prefork", choices=["prefork", "threads", "solo"])
-    parser.add_argument(
-        "--postgres",
-        default=os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres"),
-    )
-    parser.add_argument(
-        "--redis", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/3")
-    )
+    add_service_arguments(parser)
     args = parser.parse_args()
 
     # Stopped from outside (timeout, kill): stop the server and worker on the way out, or they

@@ -34,7 +34,7 @@ from flows.capabilities import CapabilityError
 from flows.catalog import ERROR_PORT
 from flows.document import OUT, TRIGGER
 from flows.engine import logs
-from flows.engine.steps import StepOutcome, Usage, capability_callables, run_step
+from flows.engine.steps import StepOutcome, Usage, capability_callables, render_config, run_step
 from flows.models import Run, StepRun
 
 if TYPE_CHECKING:
@@ -42,6 +42,19 @@ if TYPE_CHECKING:
 
 MAX_ERROR_CHARS = 8000
 DONE = {StepRun.Status.SUCCEEDED, StepRun.Status.SKIPPED}
+# What finishing a step run changes of the row saved when it started.
+FINISHED_FIELDS = [
+    "status",
+    "port",
+    "input",
+    "output",
+    "error",
+    "duration_ms",
+    "fuel_used",
+    "tokens",
+    "resume_at",
+    "finished_at",
+]
 
 
 def plan_edges(plan: dict[str, Any]) -> list[tuple[str, str, str]]:
@@ -275,12 +288,12 @@ class Walker:
         if row.pk is None:
             row.save(force_insert=True)
         else:
-            row.save()
+            row.save(update_fields=FINISHED_FIELDS)
         event = logs.step_event(row)
-        if durable:
-            self.x.events.flush(event)
+        if durable and self.running > 0:
+            self.x.events.flush(event)  # other steps still run: watchers see this one now
         else:
-            self.x.events.add(event)
+            self.x.events.add(event)  # leaves with what comes next, in a moment
 
     def skip(self, frame: Frame, step_id: str, reason: str) -> None:
         frame.state[step_id] = "done"
@@ -450,6 +463,13 @@ class Walker:
         frame.outputs[step_id] = outcome.output
         self.note_output(frame, outcome.output)
         if outcome.status == "skipped":
+            if frame.loop is not None:
+                # In a loop a filter ends its item only: the steps after it stay unsettled.
+                self.x.log.write(
+                    step_id, "info", f"item {frame.index} skipped: {outcome.skip_reason}"
+                )
+                self.done(frame)
+                return
             self.output = outcome.output
             self.x.log.write(step_id, "info", f"run skipped: {outcome.skip_reason}")
             self.stop = (Run.Status.SKIPPED, f"step '{step_id}': {outcome.skip_reason}")
@@ -527,13 +547,17 @@ class Walker:
         step = self.steps[step_id]
         row = self.new_row(frame, step_id)
         context = self.context(frame, step_id)
-        config = step["config"]
         try:
-            items = templating.render_value(config["items"], context)
+            config = render_config(step, context)
         except templating.TemplateError as exc:
-            self.finish_step(
-                frame, step_id, row, StepOutcome("failed", error=f"field 'items': {exc}")
-            )
+            self.finish_step(frame, step_id, row, StepOutcome("failed", error=str(exc)))
+            return
+        items = config["items"]
+        try:
+            wanted = int(config.get("concurrency") or 1)
+        except (TypeError, ValueError):
+            error = f"field 'concurrency' must give a whole number, not {config['concurrency']!r}"
+            self.finish_step(frame, step_id, row, StepOutcome("failed", error=error))
             return
         if isinstance(items, dict):
             items = [{"key": k, "value": v} for k, v in items.items()]
@@ -546,7 +570,8 @@ class Walker:
             error = f"the list has {len(items)} items; a loop takes at most {cap}"
             self.finish_step(frame, step_id, row, StepOutcome("failed", error=error))
             return
-        row.input = {"items": len(items), "concurrency": config.get("concurrency", 1)}
+        concurrency = max(1, min(wanted, settings.FLOWS_FOREACH_MAX_CONCURRENCY))
+        row.input = {"items": len(items), "concurrency": concurrency}
         row.save(force_insert=True)
         self.x.events.flush(logs.step_event(row))
         loop = Loop(
@@ -554,9 +579,7 @@ class Walker:
             step=step_id,
             row=row,
             items=items,
-            concurrency=max(
-                1, min(int(config.get("concurrency") or 1), settings.FLOWS_FOREACH_MAX_CONCURRENCY)
-            ),
+            concurrency=concurrency,
             continue_on_error=bool(config.get("continue_on_error")),
             results=[None] * len(items),
         )
@@ -603,6 +626,7 @@ class Walker:
         else:
             outcome = StepOutcome("succeeded", loop.results)
             if loop.failures:
+                self.had_errors = True
                 self.x.log.write(
                     loop.step,
                     "warning",

@@ -24,7 +24,7 @@ def doc(steps, edges, trigger="trigger.manual", **extra):
         "schema": "flowbuilder/flow@2",
         "name": "Language",
         "trigger": {"kind": trigger, "config": {}},
-        "settings": {},
+        "settings": extra.pop("settings", {}),
         "connections": extra.pop("connections", {}),
         "steps": steps,
         "edges": edges,
@@ -270,7 +270,7 @@ def test_a_failing_item_fails_the_loop_unless_it_continues_on_error(make_flow, b
     loop["config"]["continue_on_error"] = True
     flow = make_flow(doc([loop, body], edges))
     run = run_manual(flow, {"items": ["ok", "bad", "fine"]})
-    assert run.status == Run.Status.SUCCEEDED
+    assert run.status == Run.Status.SUCCEEDED_WITH_ERRORS
     assert run.output == [
         {"ok": "ok"},
         {"error": "step 'try': ValueError: broken on bad", "index": 1},
@@ -291,7 +291,10 @@ def test_loop_items_overlap_on_a_slow_llm_up_to_the_loops_concurrency(make_flow,
                 {
                     "id": "each",
                     "kind": "logic.foreach",
-                    "config": {"items": "{{ event.files }}", "concurrency": 5},
+                    "config": {
+                        "items": "{{ event.files }}",
+                        "concurrency": "{{ settings.at_once }}",
+                    },
                 },
                 {
                     "id": "review",
@@ -302,6 +305,7 @@ def test_loop_items_overlap_on_a_slow_llm_up_to_the_loops_concurrency(make_flow,
             ],
             [["trigger", "out", "each"], ["each", "body", "review"]],
             connections={"llm": {"service": "llm", "connection": connection.pk}},
+            settings={"at_once": 5},
         )
     )
     files = [f"f{i}.py" for i in range(20)]
@@ -353,7 +357,7 @@ def test_a_wait_parks_the_run_and_a_sweep_resumes_it_after_a_restart(make_flow, 
     assert run.output["text"].startswith("a 20")
 
 
-def test_a_long_retry_backoff_parks_the_run_instead_of_sleeping(make_flow, settings, flaky):
+def test_a_long_retry_backoff_parks_the_run_instead_of_sleeping(make_flow, settings, flaky_block):
     settings.FLOWS_PARK_MIN_S = 0.05
     flow = make_flow(
         doc(
@@ -373,32 +377,6 @@ def test_a_long_retry_backoff_parks_the_run_instead_of_sleeping(make_flow, setti
     assert run.resume_at is not None
     attempts = list(StepRun.objects.filter(run=run).values_list("attempt", "status"))
     assert attempts == [(1, "failed"), (2, "succeeded")]
-
-
-@pytest.fixture
-def flaky():
-    calls = {"count": 0}
-
-    def execute(config, ctx):
-        calls["count"] += 1
-        if calls["count"] < config["succeed_on"]:
-            from flows.capabilities import CapabilityError
-
-            raise CapabilityError("busy", retryable=True)
-        return {"calls": calls["count"]}
-
-    register_block(
-        Block(
-            kind="test.flaky",
-            category="integration",
-            title="Flaky",
-            description="Fails until the nth call.",
-            params=(Param("succeed_on", "integer", default=2),),
-            execute=execute,
-        )
-    )
-    yield calls
-    CATALOG.pop("test.flaky")
 
 
 # Webhook responses ------------------------------------------------------------------------------
@@ -755,3 +733,24 @@ def test_a_rerun_of_a_branching_loop_takes_the_same_path_again(make_flow):
     assert again.rerun_of == first and again.status == Run.Status.SUCCEEDED
     assert again.output == first.output == {"text": "0:X,1:Y"}
     assert set(steps_of(again)) == set(steps_of(first))
+
+
+def test_a_filter_inside_a_loop_ends_only_its_item(make_flow):
+    flow = make_flow(
+        doc(
+            [
+                {"id": "each", "kind": "logic.foreach", "config": {"items": "{{ event.n }}"}},
+                {
+                    "id": "odd",
+                    "kind": "logic.filter",
+                    "parent": "each",
+                    "config": {"condition": "{{ item % 2 }}", "reason": "even"},
+                },
+                text("keep", "{{ item }}", parent="each"),
+            ],
+            [["trigger", "out", "each"], ["each", "body", "odd"], ["odd", "out", "keep"]],
+        )
+    )
+    run = run_manual(flow, {"n": [1, 2, 3]})
+    assert run.status == Run.Status.SUCCEEDED
+    assert run.output == [{"text": "1"}, {"passed": False}, {"text": "3"}]
