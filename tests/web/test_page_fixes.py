@@ -419,3 +419,21 @@ def test_a_test_run_shows_the_branch_not_taken_as_skipped_with_its_reason(page: 
     expect(skipped.locator(".badge")).to_have_text("Skipped")
     expect(skipped).to_contain_text("Path not taken: 'check' went 'true', not 'false'")
     expect(output.locator(f"#run-{run.pk}-item-check")).to_contain_text("went “true”")
+
+
+def test_a_step_in_a_loop_shows_its_item_and_folds_the_other_items(alice_client, greeter):
+    run = Run.objects.create(
+        flow=greeter,
+        trigger="manual",
+        status="succeeded",
+        plan={"steps": [{"id": "review", "kind": "code.python"}]},
+    )
+    for index in range(3):
+        StepRun.objects.create(
+            run=run, step_id="review", position=0, kind="code.python", status="succeeded",
+            scope=f"files[{index}]", output={"index": index}, port="out",
+        )  # fmt: skip
+    body = alice_client.get(f"/runs/{run.pk}/").content.decode()
+    assert '<span class="muted small">in files[2]</span>' in body
+    assert "Its other loop items and attempts (2)</summary>" in body
+    assert "In files[0], attempt 1: Succeeded after" in body
