@@ -102,7 +102,6 @@ def test_flows_as_files_journey(page: Page, alice):
     page.get_by_role("link", name="Flows", exact=True).click()
     page.get_by_role("link", name="Import a flow file").click()
     expect(page.get_by_role("heading", name="Import a flow")).to_be_visible()
-    screenshot(page, "flow-import")
     page.get_by_label("Flow file (.json)").set_input_files(path)
     page.get_by_label("Name of the new flow").fill("Greeter from a file")
     page.get_by_role("button", name="Import as a new draft").click()

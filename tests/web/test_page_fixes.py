@@ -361,7 +361,6 @@ def test_pages_fit_a_phone_and_the_builder_says_editing_needs_a_wider_screen(
     page.get_by_role("link", name=re.compile("rather long name")).first.click()
     expect(page.locator("#github-url")).to_be_visible()
     assert not page.evaluate(OVERFLOWS), "the flow page is wider than a phone"
-    screenshot(page, "phone-flow")
     page.goto(f"/runs/{run.pk}/")
     assert not page.evaluate(OVERFLOWS), "the run page is wider than a phone"
     screenshot(page, "phone-run")
@@ -370,7 +369,6 @@ def test_pages_fit_a_phone_and_the_builder_says_editing_needs_a_wider_screen(
     page.goto(f"/flows/{greeter.pk}/builder/")
     note = page.locator(":text('Editing a flow needs a wider screen'):visible")
     expect(note).to_have_count(1)
-    screenshot(page, "phone-builder")
 
     # On a laptop the note is not there.
     page.set_viewport_size({"width": 1366, "height": 768})
