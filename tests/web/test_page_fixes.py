@@ -435,3 +435,16 @@ def test_a_step_in_a_loop_shows_its_item_and_folds_the_other_items(alice_client,
     assert '<span class="muted small">in files[2]</span>' in body
     assert "Its other loop items and attempts (2)</summary>" in body
     assert "In files[0], attempt 1: Succeeded after" in body
+
+
+def test_the_warning_reads_the_posted_canvas_or_else_the_saved_draft(client, alice, bob):
+    flow = Flow.objects.create(owner=alice, name="Poster", slug="p", document=acting_document())
+    client.force_login(alice)
+    saved = client.post(f"/flows/{flow.pk}/test-effects/", {"document": ""}).content.decode()
+    assert "step <strong>notify</strong> posts to Slack" in saved
+    canvas = client.post(
+        f"/flows/{flow.pk}/test-effects/", {"document": json.dumps(greeter_document())}
+    ).content.decode()
+    assert canvas.strip() == ""
+    client.force_login(bob)
+    assert client.post(f"/flows/{flow.pk}/test-effects/", {"document": ""}).status_code == 404
