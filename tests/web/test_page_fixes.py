@@ -13,6 +13,7 @@ from django.utils import timezone
 from playwright.sync_api import Page, expect
 
 from flows.models import Flow, Run, StepRun
+from integrations.models import Connection
 from integrations.triggers import github_mismatch
 from web.samples import setting_values
 
@@ -448,3 +449,16 @@ def test_the_warning_reads_the_posted_canvas_or_else_the_saved_draft(client, ali
     assert canvas.strip() == ""
     client.force_login(bob)
     assert client.post(f"/flows/{flow.pk}/test-effects/", {"document": ""}).status_code == 404
+
+
+def test_telegram_is_not_pointed_at_a_relative_url_when_the_public_url_is_unset(
+    alice, greeter, telegram, settings
+):
+    from flows.capabilities import CapabilityError
+    from integrations.services.telegram import set_webhook
+
+    settings.FLOWS_PUBLIC_URL = ""
+    bot = Connection.objects.create(owner=alice, service="telegram", name="Bot")
+    with pytest.raises(CapabilityError, match="Set FLOWS_PUBLIC_URL"):
+        set_webhook(bot, greeter)
+    assert telegram.webhook == {}
