@@ -11,6 +11,7 @@ from django import forms
 
 from flows import capabilities
 from flows.catalog import Block, Param, get_block
+from flows.connections import with_article
 from flows.document import import_document
 from flows.models import Flow, Run
 from integrations import jsonlimits
@@ -360,16 +361,3 @@ def node_fields(block: Block, config: dict, errors: dict[str, str]) -> list[Node
         )
         for param in block.params
     ]
-
-
-def with_article(word: str) -> str:
-    """'a GitHub', 'an LLM', 'an HTTP': the article a reader says before the word."""
-    if not word:
-        return word
-    first = word.split()[0]
-    # An acronym is read letter by letter: "an LLM", "an HTTP".
-    if first.isupper() and len(first) > 1:
-        vowel_sound = first[0] in "AEFHILMNORSX"
-    else:
-        vowel_sound = word[0].lower() in "aeiou"
-    return f"{'an' if vowel_sound else 'a'} {word}"
