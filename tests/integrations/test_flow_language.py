@@ -754,3 +754,38 @@ def test_a_filter_inside_a_loop_ends_only_its_item(make_flow):
     run = run_manual(flow, {"n": [1, 2, 3]})
     assert run.status == Run.Status.SUCCEEDED
     assert run.output == [{"text": "1"}, {"passed": False}, {"text": "3"}]
+
+
+def test_a_loop_whose_items_failed_still_marks_the_run_after_it_parks(
+    make_flow, settings, breaking_block, user
+):
+    settings.FLOWS_PARK_MIN_S = 0.05
+    flow = make_flow(
+        doc(
+            [
+                {
+                    "id": "each",
+                    "kind": "logic.foreach",
+                    "config": {"items": "{{ event.items }}", "continue_on_error": True},
+                },
+                {
+                    "id": "try",
+                    "kind": "test.breakable",
+                    "parent": "each",
+                    "config": {"fail": "{{ item == 'bad' }}", "label": "{{ item }}"},
+                },
+                {"id": "pause", "kind": "logic.wait", "config": {"seconds": 0.2}},
+            ],
+            [["trigger", "out", "each"], ["each", "body", "try"], ["each", "out", "pause"]],
+        )
+    )
+    run = run_manual(flow, {"items": ["a", "bad", "c"]})  # parks, then resumes inline
+    assert run.resume_at is not None
+    assert run.status == Run.Status.SUCCEEDED_WITH_ERRORS
+    assert steps_of(run)[("", "each")][3] == "1 of 3 items failed; the loop went on"
+
+    client = Client()
+    client.force_login(user)
+    page = client.get(f"/runs/{run.pk}/").content.decode()
+    assert "3 items: 2 succeeded, 1 failed" in page
+    assert "Succeeded with errors" in page
