@@ -789,3 +789,21 @@ def test_a_loop_whose_items_failed_still_marks_the_run_after_it_parks(
     page = client.get(f"/runs/{run.pk}/").content.decode()
     assert "3 items: 2 succeeded, 1 failed" in page
     assert "Succeeded with errors" in page
+
+
+def test_the_run_pages_link_a_parent_run_and_the_runs_it_started(make_flow, user):
+    child = make_flow(doc([text("echo", "{{ event.x }}")], [["trigger", "out", "echo"]]))
+    parent = make_flow(
+        doc(
+            [{"id": "call", "kind": "flow.call", "config": {"flow": child.pk, "input": {"x": 1}}}],
+            [["trigger", "out", "call"]],
+        )
+    )
+    run = run_manual(parent, {})
+    child_run = Run.objects.get(flow=child)
+    client = Client()
+    client.force_login(user)
+    page = client.get(f"/runs/{run.pk}/").content.decode()
+    assert f'Runs it started: <a href="/runs/{child_run.pk}/">run #{child_run.pk}</a>' in page
+    child_page = client.get(f"/runs/{child_run.pk}/").content.decode()
+    assert f'started by <a href="/runs/{run.pk}/">run #{run.pk}</a> (its step call)' in child_page

@@ -243,7 +243,7 @@ def test_a_waiting_run_says_when_it_goes_on_and_a_run_with_errors_why(alice_clie
     assert '<span class="muted small">until <time' in body
     mixed = finished_run(greeter, status="succeeded_with_errors", error="")
     body = alice_client.get(f"/runs/{mixed.pk}/").content.decode()
-    assert "a step failed and the flow went on along that step's error path" in body
+    assert "a step whose error path the flow went on along, or items a loop went on past" in body
     assert "the flow went on along its error path</span>" in body
 
 
@@ -433,7 +433,7 @@ def test_a_step_in_a_loop_shows_its_item_and_folds_the_other_items(alice_client,
             scope=f"files[{index}]", output={"index": index}, port="out",
         )  # fmt: skip
     body = alice_client.get(f"/runs/{run.pk}/").content.decode()
-    assert '<span class="muted small">in files[2]</span>' in body
+    assert '<span class="muted small">3 items: 3 succeeded · shown: files[2]</span>' in body
     assert "Its other loop items and attempts (2)</summary>" in body
     assert "In files[0], attempt 1: Succeeded after" in body
 

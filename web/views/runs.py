@@ -109,7 +109,9 @@ def live_context(run: Run) -> dict:
 @login_required
 def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     run = owned_run(request, run_id)
-    return render(request, "web/run_detail.html", {"flow": run.flow, **live_context(run)})
+    children = run.children.select_related("flow").order_by("id")
+    context = {"flow": run.flow, "children": children, **live_context(run)}
+    return render(request, "web/run_detail.html", context)
 
 
 @login_required
