@@ -294,6 +294,12 @@ FLOWS_WAIT_MAX_S = env_int("FLOWS_WAIT_MAX_S", 30 * 24 * 3600)
 FLOWS_RETRY_AFTER_MAX_S = env_int("FLOWS_RETRY_AFTER_MAX_S", 3600)
 FLOWS_PARK_MIN_S = float(os.environ.get("FLOWS_PARK_MIN_S", "5"))
 FLOWS_RUN_MAX_TIME_LIMIT_S = env_int("FLOWS_RUN_MAX_TIME_LIMIT_S", 3 * 3600)
+# What a run may store: log lines per step and per run (later ones are dropped, with one line
+# that says so), the size of one key-value entry and of all of an owner's entries together.
+FLOWS_STEP_LOG_LINES_MAX = env_int("FLOWS_STEP_LOG_LINES_MAX", 1000)
+FLOWS_RUN_LOG_LINES_MAX = env_int("FLOWS_RUN_LOG_LINES_MAX", 5000)
+FLOWS_KV_VALUE_MAX_BYTES = env_int("FLOWS_KV_VALUE_MAX_BYTES", 262_144)
+FLOWS_KV_OWNER_MAX_BYTES = env_int("FLOWS_KV_OWNER_MAX_BYTES", 50 * 1_048_576)
 CELERY_BEAT_SCHEDULE = {
     "flows-sweep-stale-runs": {"task": "flows.sweep_stale_runs", "schedule": 60.0},
     "flows-prune-runs": {"task": "flows.prune_runs", "schedule": 3600.0},
