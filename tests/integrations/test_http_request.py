@@ -238,3 +238,18 @@ def test_a_slow_answer_times_out_as_a_retryable_error(website, recorder):
     assert error.value.retryable is True
     # A POST that may have been received is not sent again.
     assert len(website.requests) == 1
+
+
+def test_the_llm_connection_form_says_which_local_servers_it_may_reach(settings, user):
+    from integrations.forms import LLMConnectionForm
+
+    settings.FLOWS_ALLOW_PRIVATE_HOSTS = False
+    settings.FLOWS_PRIVATE_HOSTS = {"llm": {("127.0.0.1", 11434), ("localhost", 11434)}}
+    help_text = LLMConnectionForm(owner=user).fields["base_url"].help_text
+    assert help_text.endswith(
+        "Of local and private addresses, this server allows 127.0.0.1:11434, localhost:11434."
+    )
+    settings.FLOWS_PRIVATE_HOSTS = {}
+    assert "FLOWS_PRIVATE_HOSTS=llm=host:port" in (
+        LLMConnectionForm(owner=user).fields["base_url"].help_text
+    )
