@@ -5,7 +5,7 @@ from django.db import models
 
 from flows.models import OwnedQuerySet
 
-from . import crypto
+from flows import crypto
 
 
 class Connection(models.Model):
