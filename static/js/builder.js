@@ -1,35 +1,50 @@
-// The builder canvas: nodes for the trigger and steps, edges between them, a node form from the
-// server for the selected node. The flow document is the state; serialize() hands it to htmx.
+// The builder canvas: nodes for the trigger and steps with the output ports their blocks declare,
+// edges [from, port, to] between them, loop bodies drawn as a box, a node form from the server
+// for the selected node. The flow document is the state; payload() hands it to htmx.
+// Zoom, pan and layout live in builder-view.js; undo/redo and the clipboard in builder-history.js.
 (function () {
   "use strict";
 
   var NODE_W = 190;
-  var NODE_H = 60;
   var GRID = 10;
+  var PORT_GAP = 22;
   var STEP_ID = /^[a-z][a-z0-9_]{0,62}$/;
+  var SCHEMA = "flowbuilder/flow@2";
+  var ERROR_PORT = "error";
 
-  var root, canvas, svg, inspector, dirtyLabel;
-  var doc, catalog;
-  var selected = null;
+  var root, canvas, svg, viewport, inspector, dirtyLabel, live;
+  var doc, catalog, capServices, view, history;
+  var selection = [];
   var selectedEdge = null;
   var errors = [];
   var editor = null;
   var formFor = null;
+  var focusAfterForm = null;
+  var dirty = false;
+  var changes = 0;
+  var savedChanges = 0;
+  var revision = "";
+  var overwriteNext = false;
+  var leaveTo = null;
+  var spaceHeld = false;
+  var dialogFor = null;
 
   function $(sel, el) { return (el || document).querySelector(sel); }
   function $all(sel, el) { return Array.prototype.slice.call((el || document).querySelectorAll(sel)); }
+  function clone(value) { return JSON.parse(JSON.stringify(value)); }
 
-  function announce(text) {
-    dirtyLabel.textContent = text;
+  function announce(text) { dirtyLabel.textContent = text; }
+  function say(text) { live.textContent = text; }
+
+  function markDirty(text) {
+    dirty = true;
+    changes += 1;
+    announce(text || "Unsaved changes");
   }
 
-  function markDirty() {
-    announce("Unsaved changes");
-  }
-
-  function blockTitle(kind) {
-    return (catalog[kind] && catalog[kind].title) || kind;
-  }
+  function blockTitle(kind) { return (catalog[kind] && catalog[kind].title) || kind; }
+  function nodeName(id) { return id === "trigger" ? "the trigger" : "step " + id; }
+  function selected() { return selection.length === 1 ? selection[0] : null; }
 
   function nodeIds() {
     return ["trigger"].concat(doc.steps.map(function (s) { return s.id; }));
@@ -38,6 +53,38 @@
   function stepById(id) {
     if (id === "trigger") return { id: "trigger", kind: doc.trigger.kind, config: doc.trigger.config || {} };
     return doc.steps.find(function (s) { return s.id === id; }) || null;
+  }
+
+  // The ports of a node, as flows.catalog.block_ports computes them: the block's own, those named
+  // by the items of its `ports_from` list (before "default"), and "error" last for steps.
+  function portsOf(id) {
+    var step = stepById(id);
+    var info = (step && catalog[step.kind]) || {};
+    var ports = (info.ports || ["out"]).slice();
+    if (info.ports_from) {
+      var items = (step.config || {})[info.ports_from];
+      (Array.isArray(items) ? items : []).forEach(function (item) {
+        var port = item && item.port;
+        if (typeof port === "string" && port && ports.indexOf(port) < 0) {
+          var at = ports.indexOf("default");
+          ports.splice(at < 0 ? ports.length : at, 0, port);
+        }
+      });
+    }
+    if (id !== "trigger") ports.push(ERROR_PORT);
+    return ports;
+  }
+
+  function hasBody(id) {
+    var step = stepById(id);
+    return !!(step && catalog[step.kind] && catalog[step.kind].has_body);
+  }
+
+  function nodeHeight(id) { return Math.max(60, 14 + portsOf(id).length * PORT_GAP); }
+
+  function size(id) {
+    var el = document.getElementById("node-" + id);
+    return { w: el ? el.offsetWidth : NODE_W, h: el ? el.offsetHeight : nodeHeight(id) };
   }
 
   function position(id) {
@@ -52,11 +99,9 @@
   // Steps run in the order the edges give; ties keep the list order (as the compiler does).
   function orderedSteps() {
     var ids = doc.steps.map(function (s) { return s.id; });
-    var indegree = {};
-    ids.forEach(function (id) { indegree[id] = 0; });
-    doc.edges.forEach(function (e) { if (e[1] in indegree && e[0] !== e[1]) indegree[e[1]] += 1; });
-    var remaining = Object.assign({}, indegree);
-    doc.edges.forEach(function (e) { if (e[0] === "trigger" && e[1] in remaining) remaining[e[1]] -= 1; });
+    var remaining = {};
+    ids.forEach(function (id) { remaining[id] = 0; });
+    doc.edges.forEach(function (e) { if (e[2] in remaining && e[0] !== e[2] && e[0] !== "trigger") remaining[e[2]] += 1; });
     var order = [];
     var ready = ids.filter(function (id) { return remaining[id] === 0; });
     while (ready.length) {
@@ -64,9 +109,9 @@
       var current = ready.shift();
       order.push(current);
       doc.edges.forEach(function (e) {
-        if (e[0] === current && e[1] in remaining) {
-          remaining[e[1]] -= 1;
-          if (remaining[e[1]] === 0) ready.push(e[1]);
+        if (e[0] === current && e[2] in remaining && e[0] !== e[2]) {
+          remaining[e[2]] -= 1;
+          if (remaining[e[2]] === 0) ready.push(e[2]);
         }
       });
     }
@@ -77,54 +122,121 @@
   function serialize() {
     var name = $("#flow-name").value.trim();
     if (name) doc.name = name;
+    doc.schema = SCHEMA;
     var layout = {};
     nodeIds().forEach(function (id) { layout[id] = position(id); });
     doc.layout = layout;
     doc.steps = orderedSteps();
+    savedChanges = changes;
     return JSON.stringify(doc);
   }
 
-  // ---- Rendering -------------------------------------------------------------------------
-
-  function errorsFor(id) {
-    return errors.filter(function (e) { return e.step === id; });
+  // What Save, Deploy and Run send: the document and the revision of the draft it started from.
+  function payload() {
+    var values = { document: serialize(), revision: revision };
+    if (overwriteNext) values.overwrite = "1";
+    overwriteNext = false;
+    return values;
   }
 
+  function snapshot() {
+    var name = $("#flow-name").value;
+    return JSON.stringify({ doc: doc, name: name });
+  }
+
+  function remember(key) { history.record(snapshot(), key); }
+
+  // ---- Rendering -------------------------------------------------------------------------
+
+  function errorsFor(id) { return errors.filter(function (e) { return e.step === id; }); }
+
+  function portLabel(port) { return port === ERROR_PORT ? "on error" : port; }
+
   function renderNodes() {
-    $all(".node", canvas).forEach(function (el) { el.remove(); });
+    $all(".node, .group", canvas).forEach(function (el) { el.remove(); });
+    renderGroups();
     nodeIds().forEach(function (id) {
       var step = stepById(id);
       var pos = position(id);
       var el = document.createElement("div");
       var problems = errorsFor(id).length;
-      el.className = "node" + (id === "trigger" ? " trigger" : "") + (id === selected ? " selected" : "") +
-        (problems ? " has-errors" : "");
+      var on = selection.indexOf(id) >= 0;
+      var ports = portsOf(id);
+      var regular = ports.filter(function (p) { return p !== ERROR_PORT; });
+      el.className = "node" + (id === "trigger" ? " trigger" : "") + (on ? " selected" : "") +
+        (problems ? " has-errors" : "") + (step.parent ? " in-body" : "");
       el.id = "node-" + id;
       el.dataset.id = id;
       el.tabIndex = 0;
       el.setAttribute("role", "button");
-      el.setAttribute("aria-pressed", id === selected ? "true" : "false");
+      el.setAttribute("aria-pressed", on ? "true" : "false");
       el.setAttribute("aria-label", (id === "trigger" ? "Trigger: " : "Step " + id + ": ") +
         blockTitle(step.kind) + (problems ? ", " + problems + " problem" + (problems > 1 ? "s" : "") : ""));
       el.style.left = pos.x + "px";
       el.style.top = pos.y + "px";
-      el.innerHTML = '<span class="port in" aria-hidden="true"></span>' +
+      el.style.minHeight = nodeHeight(id) + "px";
+      el.innerHTML = (id === "trigger" ? "" : '<span class="port in" aria-hidden="true"></span>') +
         '<span class="node-title"></span><span class="node-kind"></span>' +
-        (problems ? '<span class="node-errors">' + problems + " problem" + (problems > 1 ? "s" : "") + "</span>" : "") +
-        '<span class="port out" aria-hidden="true" title="Drag to another node to connect"></span>';
+        (problems ? '<span class="node-errors">' + problems + " problem" + (problems > 1 ? "s" : "") + "</span>" : "");
       $(".node-title", el).textContent = id === "trigger" ? "Trigger" : (step.name || id);
       $(".node-kind", el).textContent = blockTitle(step.kind);
+      ports.forEach(function (port, i) {
+        var dot = document.createElement("span");
+        dot.className = "port " + (port === ERROR_PORT ? "error" : "out");
+        dot.dataset.port = port;
+        dot.setAttribute("aria-hidden", "true");
+        dot.title = "Drag to another node: it runs " + (port === ERROR_PORT ? "when this step fails" : "after “" + port + "”");
+        dot.style.top = ((i + 1) * nodeHeight(id) / (ports.length + 1)) + "px";
+        if (regular.length > 1 || port === ERROR_PORT) {
+          var label = document.createElement("span");
+          label.className = "port-label";
+          label.textContent = port;
+          dot.appendChild(label);
+        }
+        el.appendChild(dot);
+      });
       canvas.appendChild(el);
     });
     renderEdges();
   }
 
-  function anchor(id, side) {
+  // A loop's body steps (those with "parent") sit in a box under their loop node.
+  function renderGroups() {
+    var parents = {};
+    doc.steps.forEach(function (s) { if (s.parent && stepById(s.parent)) (parents[s.parent] = parents[s.parent] || []).push(s.id); });
+    Object.keys(parents).forEach(function (parent) {
+      var box = boundsOf(parents[parent]);
+      var el = document.createElement("div");
+      el.className = "group";
+      el.id = "group-" + parent;
+      el.style.left = (box.x - 16) + "px";
+      el.style.top = (box.y - 30) + "px";
+      el.style.width = (box.w + 32) + "px";
+      el.style.height = (box.h + 46) + "px";
+      el.innerHTML = '<span class="group-title"></span>';
+      $(".group-title", el).textContent = "Loop body of " + parent;
+      canvas.appendChild(el);
+    });
+  }
+
+  function boundsOf(ids) {
+    var x1 = Infinity, y1 = Infinity, x2 = -Infinity, y2 = -Infinity;
+    ids.forEach(function (id) {
+      var p = position(id), s = size(id);
+      x1 = Math.min(x1, p.x); y1 = Math.min(y1, p.y);
+      x2 = Math.max(x2, p.x + s.w); y2 = Math.max(y2, p.y + s.h);
+    });
+    if (x1 === Infinity) return { x: 0, y: 0, w: 1, h: 1 };
+    return { x: x1, y: y1, w: x2 - x1, h: y2 - y1 };
+  }
+
+  function anchor(id, port) {
     var pos = position(id);
-    var el = document.getElementById("node-" + id);
-    var h = el ? el.offsetHeight : NODE_H;
-    var w = el ? el.offsetWidth : NODE_W;
-    return side === "out" ? { x: pos.x + w, y: pos.y + h / 2 } : { x: pos.x - 9, y: pos.y + h / 2 };
+    var s = size(id);
+    if (port === null) return { x: pos.x - 9, y: pos.y + s.h / 2 };
+    var ports = portsOf(id);
+    var i = Math.max(0, ports.indexOf(port));
+    return { x: pos.x + s.w, y: pos.y + (i + 1) * nodeHeight(id) / (ports.length + 1) };
   }
 
   function curve(a, b) {
@@ -136,16 +248,17 @@
     var ns = "http://www.w3.org/2000/svg";
     svg.innerHTML = "";
     doc.edges.forEach(function (edge, index) {
-      if (!document.getElementById("node-" + edge[0]) || !document.getElementById("node-" + edge[1])) return;
-      var d = curve(anchor(edge[0], "out"), anchor(edge[1], "in"));
+      if (!document.getElementById("node-" + edge[0]) || !document.getElementById("node-" + edge[2])) return;
+      var d = curve(anchor(edge[0], edge[1]), anchor(edge[2], null));
       var hit = document.createElementNS(ns, "path");
       hit.setAttribute("d", d);
       hit.setAttribute("class", "edge-hit");
       hit.dataset.index = index;
       var line = document.createElementNS(ns, "path");
       line.setAttribute("d", d);
-      line.setAttribute("class", "edge" + (selectedEdge === index ? " selected" : ""));
+      line.setAttribute("class", "edge" + (edge[1] === ERROR_PORT ? " error" : "") + (selectedEdge === index ? " selected" : ""));
       line.setAttribute("marker-end", "url(#arrow)");
+      line.dataset.edge = edge.join(" ");
       svg.appendChild(line);
       svg.appendChild(hit);
     });
@@ -165,30 +278,89 @@
     if (show) $("#sample").focus();
   }
 
-  function select(id) {
-    if (id) showTestPanel(false);
-    selected = id;
+  function describe(id) {
+    var step = stepById(id);
+    var ports = portsOf(id);
+    return (id === "trigger" ? "the trigger" : "step " + id) + " (" + blockTitle(step.kind) + ")" +
+      (ports.length > 1 ? ", outputs: " + ports.map(portLabel).join(", ") : "");
+  }
+
+  function setSelection(ids) {
+    selection = ids.filter(function (id) { return !!stepById(id); });
+    if (selection.length) showTestPanel(false);
     selectedEdge = null;
     $("#edge-actions").hidden = true;
     $all(".node", canvas).forEach(function (el) {
-      var on = el.dataset.id === id;
+      var on = selection.indexOf(el.dataset.id) >= 0;
       el.classList.toggle("selected", on);
       el.setAttribute("aria-pressed", on ? "true" : "false");
     });
     renderEdges();
-    if (id) loadForm(id);
+    if (selection.length === 1) {
+      say("Selected " + describe(selection[0]) + ".");
+      loadForm(selection[0]);
+    } else if (selection.length > 1) {
+      say(selection.length + " nodes selected: " + selection.join(", ") + ".");
+      showMultiSelection();
+    } else {
+      say("Nothing selected.");
+      formFor = null;
+      inspector.innerHTML = '<p class="muted">Select a node on the canvas to edit it.</p>';
+    }
   }
 
-  function loadForm(id) {
+  function select(id, additive) {
+    if (!additive) return setSelection(id ? [id] : []);
+    var next = selection.slice();
+    var at = next.indexOf(id);
+    if (at >= 0) next.splice(at, 1); else next.push(id);
+    setSelection(next);
+  }
+
+  function showMultiSelection() {
+    formFor = null;
+    var steps = selection.filter(function (id) { return id !== "trigger"; });
+    inspector.innerHTML = "";
+    var h = document.createElement("h2");
+    h.className = "h4";
+    h.textContent = selection.length + " nodes selected";
+    var p = document.createElement("p");
+    p.className = "muted small";
+    p.textContent = selection.join(", ") + ". Ctrl+C copies them, Ctrl+D duplicates, Delete removes the steps.";
+    inspector.appendChild(h);
+    inspector.appendChild(p);
+    if (steps.length) {
+      var dup = document.createElement("button");
+      dup.type = "button";
+      dup.className = "secondary";
+      dup.dataset.duplicate = "";
+      dup.textContent = "Duplicate";
+      var del = document.createElement("button");
+      del.type = "button";
+      del.className = "danger";
+      del.dataset.deleteSelection = "";
+      del.textContent = "Delete " + steps.length + " step" + (steps.length > 1 ? "s" : "");
+      inspector.appendChild(dup);
+      inspector.appendChild(document.createTextNode(" "));
+      inspector.appendChild(del);
+    }
+  }
+
+  function loadForm(id, focusId) {
     var step = stepById(id);
     if (!step) return;
     formFor = id;
-    var payload = { id: step.id, kind: step.kind, config: step.config || {} };
-    ["grants", "limits", "connection", "name"].forEach(function (k) { if (step[k] !== undefined) payload[k] = step[k]; });
+    focusAfterForm = focusId || null;
+    var data = { id: step.id, kind: step.kind, config: step.config || {} };
+    ["grants", "limits", "connection", "name", "parent"].forEach(function (k) { if (step[k] !== undefined) data[k] = step[k]; });
     htmx.ajax("POST", root.dataset.nodeUrl, {
       target: "#inspector",
       swap: "innerHTML",
-      values: { step: JSON.stringify(payload), errors: JSON.stringify(errorsFor(id)) }
+      values: {
+        step: JSON.stringify(data),
+        errors: JSON.stringify(errorsFor(id)),
+        connections: JSON.stringify(doc.connections || {})
+      }
     });
   }
 
@@ -216,25 +388,33 @@
 
   function formChanged(event) {
     var form = $("#node-form");
-    if (!form || !selected) return;
+    var id = selected();
+    if (!form || !id || formFor !== id) return;
     var target = event.target;
-    var step = stepById(selected);
+    var step = stepById(id);
+    if (target.matches("[data-connection-service]")) {
+      if (event.type === "change") pickConnection(target);
+      return;
+    }
     if (target.matches("[data-trigger-kind]")) {
+      remember();
       var defaults = (catalog[target.value] && catalog[target.value].defaults) || {};
-      doc.trigger = { kind: target.value, config: JSON.parse(JSON.stringify(defaults)) };
+      doc.trigger = { kind: target.value, config: clone(defaults) };
       markDirty();
       renderNodes();
-      loadForm("trigger");
+      loadForm("trigger", "trigger-kind");
       return;
     }
     if (target.matches("[data-step-id]")) {
-      if (event.type === "change") renameStep(selected, target);
+      if (event.type === "change") renameStep(id, target);
       return;
     }
-    if (selected === "trigger") {
+    remember("field:" + id + ":" + (target.id || target.value));
+    if (id === "trigger") {
       doc.trigger.config = doc.trigger.config || {};
       step = doc.trigger;
     }
+    var portsBefore = portsOf(id).join(",");
     step.config = step.config || {};
     $all("[data-param]", form).forEach(function (el) {
       var value = readParam(el);
@@ -242,6 +422,7 @@
       else step.config[el.dataset.param] = value;
     });
     if ($("[data-grant]", form)) {
+      var grantsBefore = (step.grants || []).join(",");
       step.grants = $all("[data-grant]", form).filter(function (el) { return el.checked; })
         .map(function (el) { return el.value; });
       var limits = {};
@@ -249,13 +430,18 @@
         if (el.value !== "") limits[el.dataset.limit] = Number(el.value);
       });
       if (Object.keys(limits).length) step.limits = limits; else delete step.limits;
+      // New grants may need a connection: the form shows its picker.
+      if (target.matches("[data-grant]") && grantsBefore !== step.grants.join(",")) {
+        markDirty();
+        loadForm(id, target.id || null);
+        return;
+      }
     }
-    var conn = $("[data-connection]", form);
-    if (conn) { if (conn.value) step.connection = conn.value; else delete step.connection; }
     if (target.matches("[data-incoming]")) {
-      var from = target.value;
-      if (target.checked) addEdge(from, selected); else removeEdge(from, selected);
+      var parts = target.value.split("\u0000");
+      if (target.checked) addEdge(parts[0], parts[1], id); else removeEdge(parts[0], parts[1], id);
     }
+    if (portsOf(id).join(",") !== portsBefore) renderNodes();
     markDirty();
   }
 
@@ -270,38 +456,49 @@
     input.setCustomValidity(problem);
     input.reportValidity();
     if (problem || newId === oldId) return;
+    remember();
     stepById(oldId).id = newId;
+    doc.steps.forEach(function (s) { if (s.parent === oldId) s.parent = newId; });
     doc.edges = doc.edges.map(function (e) {
-      return [e[0] === oldId ? newId : e[0], e[1] === oldId ? newId : e[1]];
+      return [e[0] === oldId ? newId : e[0], e[1], e[2] === oldId ? newId : e[2]];
     });
     doc.layout[newId] = doc.layout[oldId];
     delete doc.layout[oldId];
-    selected = newId;
+    selection = [newId];
     markDirty();
     renderNodes();
-    loadForm(newId);
+    loadForm(newId, "step-id");
   }
 
-  // "Runs after" checkboxes: the keyboard way to connect nodes.
+  // "Runs after" checkboxes: the keyboard way to connect nodes, one per output port.
   function fillEdgesSlot() {
     var slot = $("[data-edges-slot]", inspector);
-    if (!slot || !selected || selected === "trigger") return;
+    var id = selected();
+    if (!slot || !id || id === "trigger") return;
     var fieldset = document.createElement("fieldset");
     fieldset.className = "incoming";
     var legend = document.createElement("legend");
     legend.textContent = "Runs after";
     fieldset.appendChild(legend);
-    nodeIds().filter(function (id) { return id !== selected; }).forEach(function (id) {
-      var label = document.createElement("label");
-      label.className = "check";
-      var box = document.createElement("input");
-      box.type = "checkbox";
-      box.value = id;
-      box.dataset.incoming = "";
-      box.checked = doc.edges.some(function (e) { return e[0] === id && e[1] === selected; });
-      label.appendChild(box);
-      label.appendChild(document.createTextNode(" " + (id === "trigger" ? "the trigger" : id)));
-      fieldset.appendChild(label);
+    nodeIds().filter(function (other) { return other !== id; }).forEach(function (other) {
+      var ports = portsOf(other);
+      var regular = ports.filter(function (p) { return p !== ERROR_PORT; });
+      ports.forEach(function (port) {
+        var label = document.createElement("label");
+        label.className = "check" + (port === ERROR_PORT ? " error-port" : "");
+        var box = document.createElement("input");
+        box.type = "checkbox";
+        box.value = other + "\u0000" + port;
+        box.id = "after-" + other + "-" + port.replace(/[^A-Za-z0-9_-]/g, "_");
+        box.dataset.incoming = "";
+        box.checked = doc.edges.some(function (e) { return e[0] === other && e[1] === port && e[2] === id; });
+        label.appendChild(box);
+        var text = other === "trigger" ? "the trigger" : other;
+        if (port === ERROR_PORT) text += " fails";
+        else if (regular.length > 1) text += " (" + port + ")";
+        label.appendChild(document.createTextNode(" " + text));
+        fieldset.appendChild(label);
+      });
     });
     slot.appendChild(fieldset);
   }
@@ -309,7 +506,8 @@
   function setUpCodeEditor() {
     editor = null;
     var textarea = $("textarea[data-code]", inspector);
-    if (!textarea || !window.CodeMirror) return;
+    if (!textarea || !window.CodeMirror || textarea.dataset.editor) return;
+    textarea.dataset.editor = "codemirror";
     var escaped = false;
     editor = CodeMirror.fromTextArea(textarea, {
       mode: "python",
@@ -341,40 +539,179 @@
     });
   }
 
+  // ---- Connections of a node ----------------------------------------------------------------
+
+  function servicesOf(step) {
+    var info = catalog[step.kind] || {};
+    if (info.service) return [info.service];
+    var names = (info.capabilities || []).concat(info.category === "code" ? step.grants || [] : []);
+    var services = [];
+    names.forEach(function (name) {
+      var service = capServices[name];
+      if (service && services.indexOf(service) < 0) services.push(service);
+    });
+    return services;
+  }
+
+  function aliasesOf(service) {
+    var all = doc.connections || {};
+    return Object.keys(all).filter(function (a) { return all[a] && all[a].service === service; }).sort();
+  }
+
+  // The alias a step goes through for a service: the one it names, or the flow's only one.
+  function aliasUsed(step, service) {
+    var of = aliasesOf(service);
+    if (step.connection && of.indexOf(step.connection) >= 0) return step.connection;
+    return of.length === 1 ? of[0] : null;
+  }
+
+  function stepsUsing(alias, service) {
+    return doc.steps.filter(function (s) {
+      return servicesOf(s).indexOf(service) >= 0 && aliasUsed(s, service) === alias;
+    });
+  }
+
+  // Bind a step to one of the owner's connections: reuse the alias already bound to it, or the
+  // step's own alias when no other step shares it, or make a new alias named after the service.
+  function bindConnection(step, service, connectionId, primary) {
+    doc.connections = doc.connections || {};
+    var all = doc.connections;
+    var of = aliasesOf(service);
+    var alias = of.find(function (a) { return all[a].connection === connectionId; });
+    var current = aliasUsed(step, service);
+    if (!alias && current && stepsUsing(current, service).every(function (s) { return s === step; })) {
+      alias = current;
+      all[alias].connection = connectionId;
+    }
+    if (!alias) {
+      // Steps that relied on the flow having one alias of this service keep the one they had.
+      if (of.length === 1) {
+        doc.steps.forEach(function (s) {
+          if (s !== step && servicesOf(s)[0] === service && !s.connection) s.connection = of[0];
+        });
+      }
+      alias = service;
+      var n = 1;
+      while (all[alias]) { n += 1; alias = service + "_" + n; }
+      all[alias] = { service: service, connection: connectionId };
+    }
+    if (primary) step.connection = alias;
+    return alias;
+  }
+
+  function pickConnection(select) {
+    var id = selected();
+    var step = stepById(id);
+    var service = select.dataset.connectionService;
+    if (select.value === "new") {
+      openConnectionDialog(select);
+      return;
+    }
+    remember();
+    if (select.value) {
+      var alias = bindConnection(step, service, Number(select.value), select.hasAttribute("data-primary"));
+      say(nodeName(id) + " uses the connection “" + select.selectedOptions[0].textContent + "” (" + alias + ").");
+    } else if (select.hasAttribute("data-primary")) {
+      delete step.connection;
+    }
+    markDirty();
+    loadForm(id, select.id);
+  }
+
+  function openConnectionDialog(select) {
+    var dialog = $("#connection-dialog");
+    var service = select.dataset.connectionService;
+    dialogFor = { select: select.id, service: service, previous: select.dataset.previous || "", node: selected() };
+    $("#connection-dialog-title").textContent = "New " + $('label[for="' + select.id + '"]').textContent.trim();
+    $("#connection-dialog-body").innerHTML = '<p class="muted">Loading the form…</p>';
+    dialog.showModal();
+    htmx.ajax("GET", root.dataset.connectionUrl.replace("service-slot", service), {
+      target: "#connection-dialog-body", swap: "innerHTML"
+    }).then(function () {
+      var first = $("#connection-dialog-body input:not([type=hidden])");
+      if (first) first.focus();
+    });
+  }
+
+  function closeConnectionDialog() {
+    var dialog = $("#connection-dialog");
+    if (dialog.open) dialog.close();
+  }
+
+  function connectionDialogClosed() {
+    if (!dialogFor) return;
+    var select = document.getElementById(dialogFor.select);
+    if (select && select.value === "new") select.value = dialogFor.previous;
+    if (select) select.focus();
+    dialogFor = null;
+  }
+
+  function connectionCreated(detail) {
+    if (!dialogFor) return;
+    var pending = dialogFor;
+    dialogFor = null;
+    closeConnectionDialog();
+    var step = stepById(pending.node);
+    if (!step) return;
+    remember();
+    var select = document.getElementById(pending.select);
+    var primary = select ? select.hasAttribute("data-primary") : servicesOf(step)[0] === pending.service;
+    var alias = bindConnection(step, pending.service, detail.id, primary);
+    markDirty();
+    say("Created the connection “" + detail.name + "”; " + nodeName(pending.node) + " uses it (" + alias + ").");
+    if (selected() === pending.node) loadForm(pending.node, pending.select);
+  }
+
   // ---- Editing the graph -------------------------------------------------------------------
 
-  function uniqueId(kind) {
-    var parts = kind.split(".");
-    var base = (parts.length > 1 ? parts.slice(1).join("_") : kind).toLowerCase().replace(/[^a-z0-9_]/g, "_");
+  function uniqueId(base) {
+    base = base.toLowerCase().replace(/[^a-z0-9_]/g, "_");
     if (!/^[a-z]/.test(base)) base = "step_" + base;
     var id = base, n = 1;
     while (id === "trigger" || stepById(id)) { n += 1; id = base + "_" + n; }
     return id;
   }
 
-  function addStep(kind) {
+  function kindBase(kind) {
+    var parts = kind.split(".");
+    return parts.length > 1 ? parts.slice(1).join("_") : kind;
+  }
+
+  // A new step joins after the selected node (or the last one): into the body of a loop node,
+  // beside a body step inside its loop, after anything else on its first port.
+  function addStep(kind, at) {
     var info = catalog[kind] || {};
-    var id = uniqueId(kind);
-    var from = selected || lastNode();
+    remember();
+    var id = uniqueId(kindBase(kind));
+    var from = selected() || lastNode();
+    var fromStep = stepById(from);
+    var port = hasBody(from) ? "body" : portsOf(from)[0];
+    var step = { id: id, kind: kind, config: clone(info.defaults || {}) };
+    if (port === "body") step.parent = from;
+    else if (fromStep.parent) step.parent = fromStep.parent;
+    doc.steps.push(step);
     var fromPos = position(from);
-    doc.steps.push({ id: id, kind: kind, config: JSON.parse(JSON.stringify(info.defaults || {})) });
-    // To the right of the node it follows while that stays in view, else below it.
-    var visible = $(".canvas-scroll").clientWidth;
-    var right = fromPos.x + NODE_W + 50;
-    doc.layout[id] = right + NODE_W <= visible ? freeSpot(right, fromPos.y) : freeSpot(fromPos.x, fromPos.y + NODE_H + 40);
-    addEdge(from, id);
+    if (at) {
+      doc.layout[id] = { x: Math.max(0, Math.round(at.x / GRID) * GRID), y: Math.max(0, Math.round(at.y / GRID) * GRID) };
+    } else if (port === "body") {
+      doc.layout[id] = freeSpot(fromPos.x + 20, fromPos.y + size(from).h + 60);
+    } else {
+      doc.layout[id] = freeSpot(fromPos.x + NODE_W + 80, fromPos.y);
+    }
+    addEdge(from, port, id);
     markDirty();
     renderNodes();
-    select(id);
+    setSelection([id]);
+    reveal([id]);
     document.getElementById("node-" + id).focus();
-    announce("Added step " + id + " after " + (from === "trigger" ? "the trigger" : from) + ". Unsaved changes");
+    announce("Added step " + id + " after " + nodeName(from) + ". Unsaved changes");
   }
 
   function lastNode() {
     var ids = nodeIds();
     var withOut = {};
     doc.edges.forEach(function (e) { withOut[e[0]] = true; });
-    var ends = ids.filter(function (id) { return !withOut[id]; });
+    var ends = ids.filter(function (id) { return !withOut[id] && !(stepById(id).parent); });
     return ends.length ? ends[ends.length - 1] : ids[ids.length - 1];
   }
 
@@ -382,103 +719,363 @@
     var taken = function (px, py) {
       return nodeIds().some(function (id) {
         var p = doc.layout[id];
-        return p && Math.abs(p.x - px) < NODE_W && Math.abs(p.y - py) < NODE_H + 10;
+        return p && Math.abs(p.x - px) < NODE_W && Math.abs(p.y - py) < 70;
       });
     };
-    while (taken(x, y)) y += NODE_H + 30;
+    while (taken(x, y)) y += 90;
     return { x: x, y: y };
   }
 
-  function addEdge(from, to) {
+  function addEdge(from, port, to) {
     if (from === to || to === "trigger") return false;
-    if (doc.edges.some(function (e) { return e[0] === from && e[1] === to; })) return false;
-    doc.edges.push([from, to]);
+    if (doc.edges.some(function (e) { return e[0] === from && e[1] === port && e[2] === to; })) return false;
+    doc.edges.push([from, port, to]);
+    // A step reached from a loop's body port runs in that body.
+    if (port === "body" && hasBody(from)) stepById(to).parent = from;
     renderEdges();
     return true;
   }
 
-  function removeEdge(from, to) {
-    doc.edges = doc.edges.filter(function (e) { return !(e[0] === from && e[1] === to); });
+  function removeEdge(from, port, to) {
+    doc.edges = doc.edges.filter(function (e) { return !(e[0] === from && e[1] === port && e[2] === to); });
     renderEdges();
   }
 
-  function deleteStep(id) {
-    if (id === "trigger" || !stepById(id)) return;
-    var neighbour = (doc.edges.find(function (e) { return e[1] === id; }) || ["trigger"])[0];
-    doc.steps = doc.steps.filter(function (s) { return s.id !== id; });
-    doc.edges = doc.edges.filter(function (e) { return e[0] !== id && e[1] !== id; });
-    delete doc.layout[id];
-    errors = errors.filter(function (e) { return e.step !== id; });
-    selected = null;
-    inspector.innerHTML = '<p class="muted">Select a node on the canvas to edit it.</p>';
+  function deleteSteps(ids) {
+    ids = ids.filter(function (id) { return id !== "trigger" && stepById(id); });
+    if (!ids.length) return;
+    // A loop goes with its body.
+    doc.steps.forEach(function (s) { if (s.parent && ids.indexOf(s.parent) >= 0 && ids.indexOf(s.id) < 0) ids.push(s.id); });
+    remember();
+    var gone = function (id) { return ids.indexOf(id) >= 0; };
+    var before = doc.edges.find(function (e) { return gone(e[2]) && !gone(e[0]); });
+    doc.steps = doc.steps.filter(function (s) { return !gone(s.id); });
+    doc.edges = doc.edges.filter(function (e) { return !gone(e[0]) && !gone(e[2]); });
+    ids.forEach(function (id) { delete doc.layout[id]; });
+    errors = errors.filter(function (e) { return !gone(e.step); });
     renderNodes();
-    var next = document.getElementById("node-" + neighbour);
+    setSelection([]);
+    var next = document.getElementById("node-" + (before ? before[0] : "trigger"));
     if (next) next.focus();
-    announce("Deleted step " + id + ". Unsaved changes");
+    markDirty("Deleted " + (ids.length > 1 ? ids.length + " steps" : "step " + ids[0]) + " (Ctrl+Z brings it back). Unsaved changes");
+    say("Deleted " + ids.join(", ") + ". Undo with Ctrl+Z.");
+  }
+
+  // ---- Copy, paste, duplicate ----------------------------------------------------------------
+
+  function copiedPiece(ids) {
+    ids = ids.filter(function (id) { return id !== "trigger" && stepById(id); });
+    doc.steps.forEach(function (s) { if (s.parent && ids.indexOf(s.parent) >= 0 && ids.indexOf(s.id) < 0) ids.push(s.id); });
+    if (!ids.length) return null;
+    var steps = ids.map(function (id) { return clone(stepById(id)); });
+    var aliases = {};
+    steps.forEach(function (s) {
+      servicesOf(s).forEach(function (service) {
+        var alias = aliasUsed(s, service);
+        if (alias) aliases[alias] = clone(doc.connections[alias]);
+      });
+    });
+    return {
+      steps: steps,
+      edges: doc.edges.filter(function (e) { return ids.indexOf(e[0]) >= 0 && ids.indexOf(e[2]) >= 0; }),
+      layout: ids.reduce(function (acc, id) { acc[id] = clone(position(id)); return acc; }, {}),
+      connections: aliases
+    };
+  }
+
+  function copySelection() {
+    var piece = copiedPiece(selection);
+    if (!piece) return;
+    window.FlowBuilderHistory.copy(piece);
+    say("Copied " + piece.steps.length + " step" + (piece.steps.length > 1 ? "s" : "") + ".");
+    announce("Copied " + piece.steps.map(function (s) { return s.id; }).join(", "));
+  }
+
+  function paste(piece) {
+    if (!piece || !Array.isArray(piece.steps) || !piece.steps.length) return;
+    remember();
+    var renamed = {};
+    piece.steps.forEach(function (s) {
+      var id = uniqueId(String(s.id || "step"));
+      renamed[s.id] = id;
+      doc.steps.push({ id: id });
+    });
+    doc.connections = doc.connections || {};
+    Object.keys(piece.connections || {}).forEach(function (alias) {
+      if (!doc.connections[alias]) doc.connections[alias] = piece.connections[alias];
+    });
+    piece.steps.forEach(function (s) {
+      var copy = clone(s);
+      copy.id = renamed[s.id];
+      if (copy.parent) copy.parent = renamed[copy.parent] || (stepById(copy.parent) ? copy.parent : undefined);
+      if (!copy.parent) delete copy.parent;
+      var at = doc.steps.findIndex(function (x) { return x.id === copy.id; });
+      doc.steps[at] = copy;
+      var p = (piece.layout || {})[s.id] || { x: 40, y: 40 };
+      doc.layout[copy.id] = { x: p.x + 40, y: p.y + 40 };
+    });
+    (piece.edges || []).forEach(function (e) {
+      if (renamed[e[0]] && renamed[e[2]]) doc.edges.push([renamed[e[0]], e[1], renamed[e[2]]]);
+    });
+    var ids = piece.steps.map(function (s) { return renamed[s.id]; });
+    markDirty("Pasted " + ids.join(", ") + ". Unsaved changes");
+    renderNodes();
+    setSelection(ids);
+    reveal(ids);
+    var first = document.getElementById("node-" + ids[0]);
+    if (first) first.focus();
+  }
+
+  // ---- Undo and redo -------------------------------------------------------------------------
+
+  function restore(text) {
+    if (!text) return false;
+    var state = JSON.parse(text);
+    doc = state.doc;
+    $("#flow-name").value = state.name;
+    renderNodes();
+    var keep = selection.filter(function (id) { return stepById(id); });
+    setSelection(keep);
+    markDirty();
+    return true;
+  }
+
+  function undo() {
+    if (restore(history.undo(snapshot()))) say("Undone.");
+  }
+
+  function redo() {
+    if (restore(history.redo(snapshot()))) say("Redone.");
+  }
+
+  function historyChanged(h) {
+    $("#undo").disabled = !h.undos.length;
+    $("#redo").disabled = !h.redos.length;
+  }
+
+  // ---- The view -----------------------------------------------------------------------------
+
+  function allBounds() { return boundsOf(nodeIds()); }
+
+  function fitView() {
+    view.fit(allBounds());
+    say("Zoomed to show the whole flow.");
+  }
+
+  function reveal(ids) {
+    var box = boundsOf(ids);
+    if (!view.shows(box)) {
+      var all = allBounds();
+      if (view.z < 1 || all.w > viewport.clientWidth || all.h > viewport.clientHeight) {
+        view.x = viewport.clientWidth / 2 - (box.x + box.w / 2) * view.z;
+        view.y = viewport.clientHeight / 2 - (box.y + box.h / 2) * view.z;
+        view.apply();
+      } else {
+        view.fit(all);
+      }
+    }
+  }
+
+  function zoomChanged(v) {
+    var label = $("#zoom-level");
+    if (label) label.textContent = Math.round(v.z * 100) + "%";
+  }
+
+  // Lay the flow out left to right: the top level by layers, each loop body in a row under
+  // its loop node.
+  function arrange() {
+    remember();
+    var layered = window.FlowBuilderView.layered;
+    var pairs = doc.edges.map(function (e) { return [e[0], e[2]]; });
+    var bodies = {};
+    doc.steps.forEach(function (s) { if (s.parent && stepById(s.parent)) (bodies[s.parent] = bodies[s.parent] || []).push(s.id); });
+    var bodyPlaces = {};
+    Object.keys(bodies).forEach(function (parent) {
+      bodyPlaces[parent] = layered(bodies[parent], pairs, size, function () { return { w: 0, h: 0 }; }, { x: 0, y: 0 });
+    });
+    var room = function (id) {
+      if (!bodyPlaces[id]) return { w: 0, h: 0 };
+      var ids = Object.keys(bodyPlaces[id]);
+      var w = 0, h = 0;
+      ids.forEach(function (b) { w = Math.max(w, bodyPlaces[id][b].x + size(b).w); h = Math.max(h, bodyPlaces[id][b].y + size(b).h); });
+      return { w: w + 32, h: h + 70 };
+    };
+    var top = nodeIds().filter(function (id) { return !stepById(id).parent || !stepById(stepById(id).parent); });
+    var places = layered(top, pairs, size, room, { x: 40, y: 40 });
+    Object.keys(places).forEach(function (id) { doc.layout[id] = places[id]; });
+    Object.keys(bodyPlaces).forEach(function (parent) {
+      var origin = { x: places[parent].x + 16, y: places[parent].y + size(parent).h + 60 };
+      Object.keys(bodyPlaces[parent]).forEach(function (b) {
+        doc.layout[b] = { x: origin.x + bodyPlaces[parent][b].x, y: origin.y + bodyPlaces[parent][b].y };
+      });
+    });
+    markDirty("Arranged the nodes. Unsaved changes");
+    renderNodes();
+    fitView();
   }
 
   // ---- Pointer and keyboard ----------------------------------------------------------------
 
-  function canvasPoint(e) {
-    var rect = canvas.getBoundingClientRect();
-    return { x: e.clientX - rect.left, y: e.clientY - rect.top };
-  }
-
   function onPointerDown(e) {
-    var port = e.target.closest(".port.out");
+    if (e.button !== 0) return;
     var node = e.target.closest(".node");
+    if (spaceHeld || (!node && !e.target.closest(".edge-hit"))) {
+      e.preventDefault();
+      if (e.shiftKey && !spaceHeld) return rubberBand(e);
+      return view.startPan(e);
+    }
     if (!node) return;
+    var port = e.target.closest(".port.out, .port.error");
     e.preventDefault();
     var id = node.dataset.id;
-    if (port) return startConnect(e, id);
-    var start = canvasPoint(e);
-    var pos = position(id);
-    var origin = { x: pos.x, y: pos.y };
+    if (port) return startConnect(e, id, port.dataset.port);
+    dragNodes(e, node, id);
+  }
+
+  function dragNodes(e, node, id) {
+    var start = view.toCanvas(e.clientX, e.clientY);
+    var ids = selection.indexOf(id) >= 0 && !e.shiftKey ? selection.slice() : [id];
+    doc.steps.forEach(function (s) { if (s.parent && ids.indexOf(s.parent) >= 0 && ids.indexOf(s.id) < 0) ids.push(s.id); });
+    var origins = ids.map(function (n) { var p = position(n); return { x: p.x, y: p.y }; });
+    var before = snapshot();
     var moved = false;
     node.setPointerCapture(e.pointerId);
     function move(ev) {
-      var p = canvasPoint(ev);
+      var p = view.toCanvas(ev.clientX, ev.clientY);
       var dx = p.x - start.x, dy = p.y - start.y;
       if (!moved && Math.abs(dx) + Math.abs(dy) < 4) return;
       moved = true;
-      pos.x = Math.max(0, Math.round((origin.x + dx) / GRID) * GRID);
-      pos.y = Math.max(0, Math.round((origin.y + dy) / GRID) * GRID);
-      node.style.left = pos.x + "px";
-      node.style.top = pos.y + "px";
+      ids.forEach(function (n, i) {
+        var pos = position(n);
+        pos.x = Math.max(0, Math.round((origins[i].x + dx) / GRID) * GRID);
+        pos.y = Math.max(0, Math.round((origins[i].y + dy) / GRID) * GRID);
+        var el = document.getElementById("node-" + n);
+        el.style.left = pos.x + "px";
+        el.style.top = pos.y + "px";
+      });
       renderEdges();
     }
-    function up() {
+    function up(ev) {
       node.removeEventListener("pointermove", move);
       node.removeEventListener("pointerup", up);
-      if (moved) markDirty();
-      else select(id);
-      node.focus();
+      if (moved) {
+        history.record(before);
+        markDirty();
+        renderNodes();
+      } else {
+        select(id, ev.shiftKey);
+      }
+      var el = document.getElementById("node-" + id);
+      if (el) el.focus();
     }
     node.addEventListener("pointermove", move);
     node.addEventListener("pointerup", up);
   }
 
-  function startConnect(e, from) {
+  function rubberBand(e) {
+    var start = view.toCanvas(e.clientX, e.clientY);
+    var band = document.createElement("div");
+    band.className = "rubber-band";
+    canvas.appendChild(band);
+    var box = { x: start.x, y: start.y, w: 0, h: 0 };
+    function move(ev) {
+      var p = view.toCanvas(ev.clientX, ev.clientY);
+      box = { x: Math.min(p.x, start.x), y: Math.min(p.y, start.y), w: Math.abs(p.x - start.x), h: Math.abs(p.y - start.y) };
+      band.style.left = box.x + "px"; band.style.top = box.y + "px";
+      band.style.width = box.w + "px"; band.style.height = box.h + "px";
+    }
+    function up() {
+      document.removeEventListener("pointermove", move);
+      document.removeEventListener("pointerup", up);
+      band.remove();
+      var inside = nodeIds().filter(function (id) {
+        var p = position(id), s = size(id);
+        return p.x < box.x + box.w && p.x + s.w > box.x && p.y < box.y + box.h && p.y + s.h > box.y;
+      });
+      if (inside.length) setSelection(inside);
+    }
+    document.addEventListener("pointermove", move);
+    document.addEventListener("pointerup", up);
+  }
+
+  function startConnect(e, from, port) {
     var ns = "http://www.w3.org/2000/svg";
     var temp = document.createElementNS(ns, "path");
     temp.setAttribute("class", "edge pending");
     svg.appendChild(temp);
-    var a = anchor(from, "out");
-    function move(ev) { temp.setAttribute("d", curve(a, canvasPoint(ev))); }
+    var a = anchor(from, port);
+    function move(ev) { temp.setAttribute("d", curve(a, view.toCanvas(ev.clientX, ev.clientY))); }
     function up(ev) {
       document.removeEventListener("pointermove", move);
       document.removeEventListener("pointerup", up);
       temp.remove();
       var over = document.elementFromPoint(ev.clientX, ev.clientY);
       var target = over && over.closest(".node");
-      if (target && addEdge(from, target.dataset.id)) {
+      if (!target) return;
+      var before = snapshot();
+      if (addEdge(from, port, target.dataset.id)) {
+        history.record(before);
         markDirty();
-        announce("Connected " + from + " to " + target.dataset.id + ". Unsaved changes");
-        if (selected) loadForm(selected);
+        renderNodes();
+        var text = "Connected " + from + (port === "out" ? "" : " (" + portLabel(port) + ")") + " to " + target.dataset.id;
+        announce(text + ". Unsaved changes");
+        say(text + ".");
+        if (selected()) loadForm(selected());
       }
     }
     document.addEventListener("pointermove", move);
     document.addEventListener("pointerup", up);
+  }
+
+  function onWheel(e) {
+    e.preventDefault();
+    var factor = Math.exp(-e.deltaY * (e.ctrlKey ? 0.01 : 0.0015));
+    view.zoomAt(factor, e.clientX, e.clientY);
+  }
+
+  function typing(el) {
+    return el && (el.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(el.tagName) || el.closest(".CodeMirror"));
+  }
+
+  function onKey(e) {
+    var mod = e.ctrlKey || e.metaKey;
+    var key = e.key.toLowerCase();
+    if ($("#connection-dialog").open || $("#leave-dialog").open) return;
+    if (mod && key === "s") {
+      e.preventDefault();
+      $("#save-draft").click();
+      return;
+    }
+    if (typing(e.target)) return;
+    if (mod && key === "z") { e.preventDefault(); if (e.shiftKey) redo(); else undo(); return; }
+    if (mod && key === "y") { e.preventDefault(); redo(); return; }
+    if (mod && key === "c") { if (selection.length) { e.preventDefault(); copySelection(); } return; }
+    if (mod && key === "v") { e.preventDefault(); paste(window.FlowBuilderHistory.pasted()); return; }
+    if (mod && key === "d") {
+      e.preventDefault();
+      if (selection.length) paste(copiedPiece(selection));
+      return;
+    }
+    if (mod && key === "a" && e.target.closest(".canvas-viewport")) { e.preventDefault(); setSelection(nodeIds()); return; }
+    if (mod) return;
+    if (e.key === " " && e.target.closest(".canvas-viewport")) {
+      e.preventDefault();
+      if (!spaceHeld) { spaceHeld = true; viewport.classList.add("can-pan"); }
+      return;
+    }
+    if (!e.target.closest(".canvas-viewport")) return;
+    if (e.key === "+" || e.key === "=") { e.preventDefault(); view.zoomBy(1.2); }
+    else if (e.key === "-") { e.preventDefault(); view.zoomBy(1 / 1.2); }
+    else if (e.key === "Escape") { setSelection([]); }
+    else if (e.key === "Delete" || e.key === "Backspace") {
+      e.preventDefault();
+      if (selectedEdge !== null) deleteSelectedEdge();
+      else deleteSteps(selection.length ? selection : []);
+    }
+  }
+
+  function onKeyUp(e) {
+    if (e.key === " " && spaceHeld) { spaceHeld = false; viewport.classList.remove("can-pan"); }
   }
 
   function onNodeKey(e) {
@@ -490,18 +1087,24 @@
     var moves = { ArrowLeft: [-step, 0], ArrowRight: [step, 0], ArrowUp: [0, -step], ArrowDown: [0, step] };
     if (moves[e.key]) {
       e.preventDefault();
+      remember("move:" + id);
       pos.x = Math.max(0, pos.x + moves[e.key][0]);
       pos.y = Math.max(0, pos.y + moves[e.key][1]);
       node.style.left = pos.x + "px";
       node.style.top = pos.y + "px";
       renderEdges();
       markDirty();
-    } else if (e.key === "Enter" || e.key === " ") {
+    } else if (e.key === "Enter") {
       e.preventDefault();
-      select(id);
+      select(id, e.shiftKey);
+    } else if (e.key === " " && !spaceHeld) {
+      e.preventDefault();
+      e.stopPropagation();
+      select(id, e.shiftKey);
     } else if (e.key === "Delete" || e.key === "Backspace") {
       e.preventDefault();
-      deleteStep(id);
+      e.stopPropagation();
+      deleteSteps(selection.indexOf(id) >= 0 ? selection : [id]);
     }
   }
 
@@ -510,7 +1113,7 @@
     if (!hit) return;
     selectedEdge = Number(hit.dataset.index);
     var edge = doc.edges[selectedEdge];
-    $("#edge-label").textContent = "Connection " + edge[0] + " → " + edge[1];
+    $("#edge-label").textContent = "Connection " + edge[0] + (edge[1] === "out" ? "" : " (" + portLabel(edge[1]) + ")") + " → " + edge[2];
     $("#edge-actions").hidden = false;
     renderEdges();
     $("#edge-delete").focus();
@@ -518,62 +1121,214 @@
 
   function deleteSelectedEdge() {
     if (selectedEdge === null) return;
+    remember();
     var edge = doc.edges[selectedEdge];
     doc.edges.splice(selectedEdge, 1);
     selectedEdge = null;
     $("#edge-actions").hidden = true;
     renderEdges();
-    markDirty();
-    announce("Removed the connection " + edge[0] + " → " + edge[1] + ". Unsaved changes");
-    if (selected) loadForm(selected);
+    markDirty("Removed the connection " + edge[0] + " → " + edge[2] + ". Unsaved changes");
+    if (selected()) loadForm(selected());
+  }
+
+  // ---- The palette ---------------------------------------------------------------------------
+
+  function filterPalette() {
+    var words = $("#palette-search").value.trim().toLowerCase();
+    var shown = 0;
+    $all(".palette-item").forEach(function (btn) {
+      var text = (btn.textContent + " " + btn.dataset.kind + " " + (btn.title || "")).toLowerCase();
+      var match = !words || words.split(/\s+/).every(function (w) { return text.indexOf(w) >= 0; });
+      btn.parentElement.hidden = !match;
+      if (match) shown += 1;
+    });
+    $all(".palette-group").forEach(function (group) {
+      group.hidden = !$all("li", group).some(function (li) { return !li.hidden; });
+    });
+    $("#palette-empty").hidden = shown > 0;
+  }
+
+  // Drag a block from the palette onto the canvas; a click (no drag) adds it as before.
+  function paletteDrag(e) {
+    var btn = e.target.closest(".palette-item");
+    if (!btn || e.button !== 0) return;
+    var start = { x: e.clientX, y: e.clientY };
+    var ghost = null;
+    function move(ev) {
+      if (!ghost && Math.abs(ev.clientX - start.x) + Math.abs(ev.clientY - start.y) < 6) return;
+      if (!ghost) {
+        ghost = document.createElement("div");
+        ghost.className = "palette-ghost";
+        ghost.textContent = btn.textContent;
+        document.body.appendChild(ghost);
+      }
+      ghost.style.left = ev.clientX + 8 + "px";
+      ghost.style.top = ev.clientY + 8 + "px";
+    }
+    function up(ev) {
+      document.removeEventListener("pointermove", move);
+      document.removeEventListener("pointerup", up);
+      if (!ghost) return;
+      ghost.remove();
+      btn.dataset.dragged = "1";
+      setTimeout(function () { delete btn.dataset.dragged; }, 0);
+      var rect = viewport.getBoundingClientRect();
+      if (ev.clientX < rect.left || ev.clientX > rect.right || ev.clientY < rect.top || ev.clientY > rect.bottom) return;
+      var p = view.toCanvas(ev.clientX, ev.clientY);
+      addStep(btn.dataset.kind, { x: p.x - NODE_W / 2, y: p.y - 20 });
+    }
+    document.addEventListener("pointermove", move);
+    document.addEventListener("pointerup", up);
+  }
+
+  // ---- Saving and leaving -------------------------------------------------------------------
+
+  function onSaved(detail) {
+    revision = detail.revision || revision;
+    if (detail.connections) doc.connections = detail.connections;
+    if (changes === savedChanges) {
+      dirty = false;
+      announce("All changes saved");
+    }
+    if (leaveTo) window.location.href = leaveTo;
+  }
+
+  function onLinkClick(e) {
+    var link = e.target.closest("a[href]");
+    if (!link || !dirty || e.defaultPrevented || link.target === "_blank" || e.ctrlKey || e.metaKey || e.shiftKey) return;
+    if (link.getAttribute("href").charAt(0) === "#") return;
+    e.preventDefault();
+    leaveTo = null;
+    var dialog = $("#leave-dialog");
+    dialog.dataset.href = link.href;
+    dialog.showModal();
+    $("[data-leave-save]", dialog).focus();
+  }
+
+  function onLeaveChoice(e) {
+    var dialog = $("#leave-dialog");
+    var href = dialog.dataset.href;
+    if (e.target.matches("[data-leave-discard]")) {
+      dirty = false;
+      dialog.close();
+      window.location.href = href;
+    } else if (e.target.matches("[data-leave-save]")) {
+      dialog.close();
+      leaveTo = href;
+      $("#save-draft").click();
+    } else if (e.target.matches("[data-leave-stay]")) {
+      dialog.close();
+    }
   }
 
   // ---- Start -------------------------------------------------------------------------------
+
+  function normalise(document) {
+    document.trigger = document.trigger || { kind: "trigger.manual", config: {} };
+    document.steps = document.steps || [];
+    document.edges = (document.edges || []).map(function (e) { return e.length === 2 ? [e[0], "out", e[1]] : e; });
+    document.layout = document.layout || {};
+    document.connections = document.connections || {};
+    return document;
+  }
 
   function init() {
     root = $("#builder");
     if (!root) return;
     canvas = $("#canvas");
     svg = $("#edges");
+    viewport = $("#canvas-viewport");
     inspector = $("#inspector");
     dirtyLabel = $("#dirty");
-    doc = JSON.parse($("#flow-document").textContent);
+    live = $("#canvas-live");
+    revision = root.dataset.revision || "";
+    doc = normalise(JSON.parse($("#flow-document").textContent));
     catalog = JSON.parse($("#block-catalog").textContent);
-    doc.trigger = doc.trigger || { kind: "trigger.manual", config: {} };
-    doc.steps = doc.steps || [];
-    doc.edges = doc.edges || [];
-    doc.layout = doc.layout || {};
+    capServices = JSON.parse($("#capability-services").textContent);
+    history = new window.FlowBuilderHistory.History(historyChanged);
+    historyChanged(history);
+    view = new window.FlowBuilderView.View(viewport, canvas, zoomChanged);
+    var unplaced = nodeIds().some(function (id) { return !doc.layout[id]; });
     renderNodes();
+    if (unplaced && doc.steps.length) { arrange(); history.undos = []; historyChanged(history); dirty = false; announce(""); }
+    if (!view.shows(allBounds())) view.fit(allBounds());
 
-    canvas.addEventListener("pointerdown", onPointerDown);
+    viewport.addEventListener("pointerdown", onPointerDown);
+    viewport.addEventListener("wheel", onWheel, { passive: false });
     canvas.addEventListener("keydown", onNodeKey);
+    document.addEventListener("keydown", onKey);
+    document.addEventListener("keyup", onKeyUp);
     svg.addEventListener("click", onEdgeClick);
     $("#edge-delete").addEventListener("click", deleteSelectedEdge);
-    $all(".palette-item").forEach(function (btn) {
-      btn.addEventListener("click", function () { addStep(btn.dataset.kind); });
+    $("#zoom-in").addEventListener("click", function () { view.zoomBy(1.2); });
+    $("#zoom-out").addEventListener("click", function () { view.zoomBy(1 / 1.2); });
+    $("#fit-view").addEventListener("click", fitView);
+    $("#arrange").addEventListener("click", arrange);
+    $("#undo").addEventListener("click", undo);
+    $("#redo").addEventListener("click", redo);
+    $("#palette-search").addEventListener("input", filterPalette);
+    $("#palette-search").addEventListener("keydown", function (e) {
+      if (e.key !== "Enter") return;
+      e.preventDefault();
+      var first = $all(".palette-item").find(function (b) { return !b.parentElement.hidden; });
+      if (first) addStep(first.dataset.kind);
     });
-    $("#flow-name").addEventListener("input", markDirty);
+    $(".palette").addEventListener("pointerdown", paletteDrag);
+    $all(".palette-item").forEach(function (btn) {
+      btn.addEventListener("click", function () { if (!btn.dataset.dragged) addStep(btn.dataset.kind); });
+    });
+    $("#flow-name").addEventListener("input", function () { remember("name"); markDirty(); });
+    inspector.addEventListener("focusin", function (e) {
+      if (e.target.matches("[data-connection-service]")) e.target.dataset.previous = e.target.value;
+    });
     inspector.addEventListener("input", formChanged);
     inspector.addEventListener("change", formChanged);
     inspector.addEventListener("click", function (e) {
-      if (e.target.matches("[data-delete-step]")) deleteStep(selected);
+      if (e.target.matches("[data-delete-step]")) deleteSteps([selected()]);
+      if (e.target.matches("[data-delete-selection]")) deleteSteps(selection);
+      if (e.target.matches("[data-duplicate]")) paste(copiedPiece(selection));
     });
     // A form that arrives after its node was deleted or another one chosen is dropped.
     document.body.addEventListener("htmx:beforeSwap", function (e) {
-      if (e.detail.target === inspector && formFor !== selected) e.detail.shouldSwap = false;
+      if (e.detail.target === inspector && (formFor === null || formFor !== selected())) e.detail.shouldSwap = false;
     });
-    document.body.addEventListener("htmx:afterSwap", function (e) {
-      if (e.detail.target === inspector) { fillEdgesSlot(); setUpCodeEditor(); }
+    // After settling: htmx restores the attributes of elements that kept their id only then,
+    // which would show the code textarea again beside its editor.
+    document.body.addEventListener("htmx:afterSettle", function (e) {
+      if (e.detail.target !== inspector) return;
+      fillEdgesSlot();
+      setUpCodeEditor();
+      if (focusAfterForm) {
+        var el = document.getElementById(focusAfterForm);
+        focusAfterForm = null;
+        if (el) el.focus();
+      }
     });
     document.body.addEventListener("flow-errors", function (e) {
       errors = (e.detail && e.detail.errors) || [];
       renderNodes();
-      if (selected) loadForm(selected);
-      announce(errors.length ? errors.length + " problem" + (errors.length > 1 ? "s" : "") + " to fix" : "");
+      if (selected()) loadForm(selected());
+      if (errors.length) announce(errors.length + " problem" + (errors.length > 1 ? "s" : "") + " to fix");
+    });
+    document.body.addEventListener("flow-saved", function (e) { onSaved(e.detail || {}); });
+    document.body.addEventListener("connection-created", function (e) { connectionCreated(e.detail || {}); });
+    $("#connection-dialog").addEventListener("close", connectionDialogClosed);
+    $("#connection-dialog").addEventListener("click", function (e) {
+      if (e.target.matches("[data-close-dialog]")) closeConnectionDialog();
+    });
+    $("#leave-dialog").addEventListener("click", onLeaveChoice);
+    document.body.addEventListener("click", function (e) {
+      if (e.target.matches("[data-reload-draft]")) { dirty = false; window.location.reload(); }
+      if (e.target.matches("[data-overwrite-draft]")) { overwriteNext = true; $("#save-draft").click(); }
+    });
+    document.addEventListener("click", onLinkClick, true);
+    window.addEventListener("beforeunload", function (e) {
+      if (!dirty) return;
+      e.preventDefault();
+      e.returnValue = "";
     });
     document.body.addEventListener("artifact-uploaded", function (e) {
-      var input = $("[data-param]", inspector);
-      var field = $('[data-param="module"], [data-param="artifact"], [data-param="digest"]', inspector) || input;
+      var field = $('[data-param="module"], [data-param="artifact"], [data-param="digest"]', inspector) || $("[data-param]", inspector);
       if (field) {
         field.value = e.detail.digest;
         field.dispatchEvent(new Event("input", { bubbles: true }));
@@ -584,6 +1339,6 @@
     });
   }
 
-  window.FlowBuilder = { serialize: serialize };
+  window.FlowBuilder = { serialize: serialize, payload: payload };
   document.addEventListener("DOMContentLoaded", init);
 })();

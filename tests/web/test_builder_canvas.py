@@ -1,0 +1,135 @@
+"""Journeys on the builder canvas in Chromium, with clicks and keys only: a bot built from an
+empty canvas with its connection created on the node, ports and loop bodies drawn from the block
+catalog, zoom, pan and arrange, undo/redo, copy/paste, and drafts edited in two tabs."""
+
+import json
+import re
+import urllib.request
+
+from playwright.sync_api import Page, expect
+
+from flows.models import Flow
+from integrations.models import Connection
+
+from .conftest import screenshot
+from .test_browser import check_basics, sign_up
+
+CODE = """def main(event, ctx):
+    topic = event["body"]["topic"]
+    ctx.log("topic: " + topic)
+    return {"topic": topic.upper()}
+"""
+
+
+def new_flow(page: Page, username: str, name: str) -> None:
+    sign_up(page, username)
+    page.get_by_label("Name of the new flow").fill(name)
+    page.get_by_role("button", name="Create flow").click()
+    expect(page.locator("#node-trigger")).to_be_visible()
+
+
+def type_code(page: Page, source: str) -> None:
+    page.locator("#inspector .CodeMirror").click()
+    page.keyboard.press("Control+A")
+    page.keyboard.insert_text(source)
+
+
+def post_json(url: str, body: dict) -> dict:
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=20) as response:
+        return json.loads(response.read())
+
+
+def test_a_webhook_bot_answering_through_an_llm_is_built_from_an_empty_canvas(
+    page, app_server, llm_fake
+):
+    new_flow(page, "hana", "Topic bot")
+
+    # The trigger becomes a webhook.
+    page.locator("#node-trigger").click()
+    page.get_by_label("Trigger kind").select_option(label="Webhook")
+    expect(page.locator("#node-trigger")).to_contain_text("Webhook")
+
+    # A Python step, then an LLM block found with the palette's search box.
+    page.get_by_role("button", name="Python code").click()
+    type_code(page, CODE)
+    page.get_by_label("Search blocks").fill("llm")
+    expect(page.get_by_role("button", name="Python code", exact=True)).to_be_hidden()
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="Step chat · LLM: chat")).to_be_visible()
+
+    # The node asks for its LLM connection; a new one is created in a dialog, tested, saved.
+    picker = page.get_by_label("LLM connection")
+    expect(picker.locator("option:checked")).to_have_text("You have no LLM connection yet")
+    picker.select_option(label="Create a new one…")
+    dialog = page.get_by_role("dialog", name="New LLM connection")
+    expect(dialog).to_be_visible()
+    dialog.get_by_label("Name").fill("Local model")
+    dialog.get_by_label("Base URL").fill(llm_fake.base_url)
+    dialog.get_by_label("Model").fill("reviewer-1")
+    dialog.get_by_role("button", name="Test").click()
+    expect(dialog.get_by_text(re.compile("Works: Connected"))).to_be_visible()
+    check_basics(page)
+    screenshot(page, "builder-connection-dialog")
+    dialog.get_by_role("button", name="Save and use").click()
+    expect(dialog).to_be_hidden()
+    expect(page.get_by_label("LLM connection").locator("option:checked")).to_have_text(
+        "Local model"
+    )
+    expect(page.locator("#canvas-live")).to_contain_text("uses it")
+    page.get_by_role("textbox", name="Prompt template", exact=True).fill(
+        "Tell me about {{ steps.python.topic }}"
+    )
+
+    page.get_by_role("button", name="Deploy").click()
+    expect(page.get_by_text("Deployed version 1.")).to_be_visible()
+    flow = Flow.objects.get(owner__username="hana")
+    connection = Connection.objects.get(owner__username="hana", service="llm")
+    assert flow.document["connections"] == {"llm": {"service": "llm", "connection": connection.pk}}
+    assert flow.document["steps"][1]["connection"] == "llm"
+    assert sorted(flow.document["edges"]) == [
+        ["python", "out", "chat"],
+        ["trigger", "out", "python"],
+    ]
+
+    answer = post_json(f"{app_server.url}/hooks/{flow.webhook_token}/?wait=10", {"topic": "otters"})
+    assert answer["status"] == "succeeded", answer
+    assert "echo: Tell me about OTTERS" in json.dumps(answer["output"])
+
+
+def test_choosing_another_connection_keeps_the_aliases_in_step_with_the_nodes(page, llm_fake):
+    new_flow(page, "ivan", "Two models")
+    for name in ("First model", "Second model"):
+        Connection.objects.create(
+            owner=Flow.objects.get(owner__username="ivan").owner,
+            service="llm",
+            name=name,
+            config={"base_url": llm_fake.base_url, "model": "reviewer-1"},
+        )
+    page.reload()
+    page.get_by_role("button", name="LLM: chat", exact=True).click()
+    page.get_by_label("LLM connection").select_option(label="First model")
+    expect(page.get_by_label("LLM connection").locator("option:checked")).to_have_text(
+        "First model"
+    )
+    # A second LLM node on the other connection: the flow now has two aliases, and says which.
+    page.get_by_role("button", name="LLM: chat", exact=True).click()
+    expect(page.get_by_role("heading", name="Step chat_2 · LLM: chat")).to_be_visible()
+    page.get_by_label("LLM connection").select_option(label="Second model")
+    expect(page.get_by_text("this node uses “llm_2”")).to_be_visible()
+    page.locator("#node-chat").click()
+    expect(page.get_by_text("this node uses “llm”")).to_be_visible()
+
+    # The first node switches to the second connection: its alias is no longer needed.
+    page.get_by_label("LLM connection").select_option(label="Second model")
+    page.keyboard.press("Control+s")
+    expect(page.get_by_text("Saved at")).to_be_visible()
+    flow = Flow.objects.get(owner__username="ivan")
+    second = Connection.objects.get(name="Second model")
+    assert flow.document["connections"] == {"llm_2": {"service": "llm", "connection": second.pk}}
+    assert [s.get("connection") for s in flow.document["steps"]] == ["llm_2", "llm_2"]
