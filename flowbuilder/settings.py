@@ -273,6 +273,17 @@ FLOWS_RUN_HEARTBEAT_S = float(os.environ.get("FLOWS_RUN_HEARTBEAT_S", "10"))
 FLOWS_RUN_STALE_S = env_int("FLOWS_RUN_STALE_S", 60)
 # Longest `?wait=` a webhook caller may ask for.
 FLOWS_WEBHOOK_MAX_WAIT_S = float(os.environ.get("FLOWS_WEBHOOK_MAX_WAIT_S", "30"))
+# The flow language: steps of one run on parallel paths at once, a loop's items at once (the
+# most a `logic.foreach` may ask for), how deep `flow.call` may nest, the longest wait or
+# retry a run may park for, and backoffs shorter than this are slept through, not parked.
+FLOWS_RUN_MAX_PARALLEL = env_int("FLOWS_RUN_MAX_PARALLEL", 8)
+FLOWS_FOREACH_MAX_CONCURRENCY = env_int("FLOWS_FOREACH_MAX_CONCURRENCY", 10)
+FLOWS_FOREACH_MAX_ITEMS = env_int("FLOWS_FOREACH_MAX_ITEMS", 1000)
+FLOWS_SUBFLOW_MAX_DEPTH = env_int("FLOWS_SUBFLOW_MAX_DEPTH", 5)
+FLOWS_WAIT_MAX_S = env_int("FLOWS_WAIT_MAX_S", 30 * 24 * 3600)
+FLOWS_RETRY_AFTER_MAX_S = env_int("FLOWS_RETRY_AFTER_MAX_S", 3600)
+FLOWS_PARK_MIN_S = float(os.environ.get("FLOWS_PARK_MIN_S", "5"))
+FLOWS_RUN_MAX_TIME_LIMIT_S = env_int("FLOWS_RUN_MAX_TIME_LIMIT_S", 3 * 3600)
 CELERY_BEAT_SCHEDULE = {
     "flows-sweep-stale-runs": {"task": "flows.sweep_stale_runs", "schedule": 60.0},
     "flows-prune-runs": {"task": "flows.prune_runs", "schedule": 3600.0},

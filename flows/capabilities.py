@@ -16,10 +16,12 @@ from typing import Any
 class CapabilityError(Exception):
     """A failure the guest sees as a catchable error. `retryable` tells whether a retry can help."""
 
-    def __init__(self, message: str, *, retryable: bool = False):
+    def __init__(self, message: str, *, retryable: bool = False, retry_after: float = 0.0):
         super().__init__(message)
         self.message = message
         self.retryable = retryable
+        # Seconds the service asked to wait (Retry-After): the engine parks the run that long.
+        self.retry_after = retry_after
 
 
 @dataclass

@@ -43,9 +43,19 @@ class Block:
     ports_from: str | None = None
     # Whether the block runs a body of steps (marked with "parent") from its "body" port.
     has_body: bool = False
+    # Run by the engine itself rather than by `execute` (loops, waits, merges, sub-flows).
+    control: bool = False
     # Host-side execution for non-code blocks: execute(config, ctx: BlockContext) -> output, where
     # config holds the step's field values with templates already rendered.
     execute: Callable[..., Any] | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class Route:
+    """What `execute` returns to leave on a port other than `out` (logic.if, logic.switch)."""
+
+    port: str
+    output: Any = None
 
 
 class BlockContext(Protocol):

@@ -15,20 +15,23 @@ from django.conf import settings as django_settings
 from django.db import transaction
 from django.db.models import Max
 
-from flows import capabilities, catalog, templating
+from flows import capabilities, catalog, graph, templating
+from flows.blocks import switch_case_problems
 from flows.document import (
     SCHEMA,
     TRIGGER,
     Issue,
     check_structure,
-    execution_order,
     issue,
     setting_spec,
     upgrade,
 )
 from flows.models import Artifact, Flow, FlowVersion, document_hash
 
-PLAN_SCHEMA = "flowbuilder/plan@1"
+PLAN_SCHEMA = "flowbuilder/plan@2"
+CONCURRENCY_MODES = ("queue", "cancel_in_progress", "drop_new")
+# A loop's body counts this many times in the run's time limit (its items are known only then).
+LOOP_TIME_FACTOR = 10
 # Time a run may spend outside its steps (loading, saving, dispatch) before it counts as stuck.
 RUN_OVERHEAD_S = 30
 
@@ -88,7 +91,7 @@ class _Compiler:
             self.settings[name] = value
 
     def check_references(
-        self, step: str, field: str, refs: templating.References, earlier: list[str]
+        self, step: str, field: str, refs: templating.References, earlier
     ) -> None:
         for ref in sorted(refs.steps):
             if ref == step:
@@ -101,7 +104,8 @@ class _Compiler:
                 self.add(
                     step,
                     field,
-                    f"field '{field}' refers to step '{ref}', which runs after this step",
+                    f"field '{field}' refers to step '{ref}', which does not run before this "
+                    "step (connect it to this step's inputs)",
                 )
         for ref in sorted(refs.settings):
             if ref not in self.settings:
@@ -345,10 +349,86 @@ class _Compiler:
         }
         if is_code:
             self.compile_code(step, block, config, earlier, compiled)
-        elif block.execute is None:
+        elif block.execute is None and not block.control:
             self.add(step_id, "kind", f"block '{block.kind}' cannot run as a step")
+        self.check_flow_block(step, block, config)
         compiled["bindings"] = self.bind(step, compiled["grants"], "grants" if is_code else "kind")
         return compiled
+
+    def check_flow_block(self, step: dict[str, Any], block: catalog.Block, config: dict) -> None:
+        """The checks of the flow language's blocks that their params alone cannot express."""
+        step_id = step["id"]
+        if block.kind == "logic.switch" and "cases" in config:
+            for problem in switch_case_problems(config["cases"]):
+                self.add(step_id, "cases", problem)
+        if block.kind == "logic.foreach":
+            wanted = config.get("concurrency", 1)
+            cap = django_settings.FLOWS_FOREACH_MAX_CONCURRENCY
+            if isinstance(wanted, int) and not 1 <= wanted <= cap:
+                self.add(step_id, "concurrency", f"items at once must be 1 to {cap}")
+        if block.kind == "logic.wait" and not (config.get("seconds") or config.get("until")):
+            self.add(step_id, "seconds", "give the seconds to wait, or a time to wait until")
+        if block.kind == "http.respond":
+            if self.document["trigger"].get("kind") != "trigger.webhook":
+                self.add(
+                    step_id,
+                    "kind",
+                    "only a flow triggered by a webhook has a caller to respond to",
+                )
+            if step.get("parent"):
+                self.add(step_id, "parent", "a response cannot be sent from inside a loop")
+        if block.kind == "flow.call" and isinstance(config.get("flow"), int):
+            self.check_called_flow(step_id, config)
+
+    def check_called_flow(self, step_id: str, config: dict) -> None:
+        target = (
+            Flow.objects.owned_by(self.owner).filter(pk=config["flow"]).first()
+            if self.owner is not None
+            else None
+        )
+        if target is None:
+            self.add(step_id, "flow", f"flow {config['flow']} is not one of your flows")
+            return
+        version = str(config.get("version") or "latest").strip()
+        if version == "latest":
+            if target.current_version_id is None:
+                self.add(step_id, "flow", f"flow '{target.name}' is not deployed yet")
+        elif not version.isdigit() or not target.versions.filter(number=int(version)).exists():
+            self.add(step_id, "version", f"flow '{target.name}' has no version {version!r}")
+
+    def compile_concurrency(self) -> dict[str, Any] | None:
+        spec = self.document.get("concurrency")
+        if spec is None:
+            return None
+        if not isinstance(spec, dict) or not isinstance(spec.get("key"), str) or not spec["key"]:
+            self.add(None, "concurrency", 'concurrency needs a "key" template')
+            return None
+        mode = spec.get("mode", "queue")
+        limit = spec.get("limit", 1)
+        if mode not in CONCURRENCY_MODES:
+            self.add(None, "concurrency", "concurrency mode must be " + ", ".join(CONCURRENCY_MODES))
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 100:
+            self.add(None, "concurrency", "concurrency limit must be 1 to 100")
+        refs = templating.References()
+        try:
+            templating.check_template(spec["key"], refs)
+        except templating.TemplateError as exc:
+            self.add(None, "concurrency", f"concurrency key: {exc}")
+        if refs.steps:
+            self.add(None, "concurrency", "the concurrency key may use the event and settings only")
+        return {"key": spec["key"], "mode": mode, "limit": limit}
+
+    def compile_on_error(self) -> dict[str, Any] | None:
+        spec = self.document.get("on_error")
+        if spec is None:
+            return None
+        target = spec.get("flow") if isinstance(spec, dict) else None
+        if isinstance(target, bool) or not isinstance(target, int):
+            self.add(None, "on_error", 'on_error must be {"flow": <the id of one of your flows>}')
+            return None
+        if self.owner is not None and not Flow.objects.owned_by(self.owner).filter(pk=target):
+            self.add(None, "on_error", f"on_error: flow {target} is not one of your flows")
+        return {"flow": target}
 
     def compile(self) -> dict[str, Any]:
         self.issues.extend(check_structure(self.document))
@@ -356,23 +436,25 @@ class _Compiler:
             raise CompileError(self.issues)
         self.compile_settings()
         self.step_ids = {s["id"] for s in self.document.get("steps", [])}
-        order, order_issues = execution_order(self.document)
+        shape = graph.analyse(self.document)
         trigger = self.compile_trigger()
         compiled_steps: dict[str, dict[str, Any]] = {}
-        positions = {step_id: i for i, step_id in enumerate(order)}
+        positions = {step_id: i for i, step_id in enumerate(shape.order)}
         for step in self.document.get("steps", []):
             step_id = step["id"]
-            position = positions.get(step_id)
-            earlier = order[:position] if position is not None else []
-            compiled = self.compile_step(step, position or 0, earlier)
+            earlier = shape.ancestors.get(step_id, set())
+            compiled = self.compile_step(step, positions.get(step_id, 0), earlier)
             if compiled is not None:
+                compiled["parent"] = shape.parent.get(step_id) or None
                 compiled_steps[step_id] = compiled
-        self.issues.extend(order_issues)
+        self.issues.extend(shape.issues)
+        concurrency = self.compile_concurrency()
+        on_error = self.compile_on_error()
         for name in sorted(self.missing_settings - self.reported_settings):
             self.issues.append(Issue(f"setting '{name}' is required", None, f"settings.{name}"))
         if self.issues:
             raise CompileError(self.issues)
-        steps = [compiled_steps[step_id] for step_id in order]
+        steps = [compiled_steps[step_id] for step_id in shape.order]
         return {
             "schema": PLAN_SCHEMA,
             "document_schema": SCHEMA,
@@ -380,6 +462,10 @@ class _Compiler:
             "trigger": trigger,
             "settings": self.settings,
             "steps": steps,
+            "edges": [list(e) for e in shape.edges],
+            "responds": any(s["kind"] == "http.respond" for s in steps),
+            "concurrency": concurrency,
+            "on_error": on_error,
             "time_limit_s": run_time_limit(steps),
         }
 
@@ -396,7 +482,12 @@ def step_time_limit(step: dict[str, Any]) -> float:
 
 
 def run_time_limit(steps: list[dict[str, Any]]) -> int:
-    return int(sum(step_time_limit(s) for s in steps) + RUN_OVERHEAD_S)
+    """Every step's limit added up (steps inside loops count LOOP_TIME_FACTOR times), capped
+    by the longest a run may take at once (a wait parks it and starts the clock again)."""
+    total = sum(
+        step_time_limit(s) * (LOOP_TIME_FACTOR if s.get("parent") else 1) for s in steps
+    )
+    return int(min(total, django_settings.FLOWS_RUN_MAX_TIME_LIMIT_S) + RUN_OVERHEAD_S)
 
 
 def compile_document(document: dict, owner) -> dict:

@@ -8,7 +8,6 @@ its own: blocks, settings, connections, artifacts and templates.
 from __future__ import annotations
 
 import copy
-import heapq
 import re
 from typing import Any
 
@@ -267,72 +266,6 @@ def check_structure(document: Any) -> list[Issue]:
             Issue('"edges" must be a list of ["from", "port", "to"] triples', None, "edges")
         )
     return issues
-
-
-def execution_order(document: dict[str, Any]) -> tuple[list[str], list[Issue]]:
-    """Step ids in the order they run: edges decide, the steps list breaks ties.
-
-    Without edges the steps run in list order. With edges, every step must be reachable from the
-    trigger and the graph must have no cycle.
-    """
-    ids = [s["id"] for s in document.get("steps", [])]
-    edges = edge_list(document)
-    if not edges:
-        return ids, []
-    index = {step_id: i for i, step_id in enumerate(ids)}
-    nodes = {TRIGGER, *ids}
-    issues: list[Issue] = []
-    successors: dict[str, list[str]] = {n: [] for n in nodes}
-    indegree = dict.fromkeys(ids, 0)
-    for source, _port, target in edges:
-        bad = [n for n in (source, target) if n not in nodes]
-        if bad:
-            issues.append(
-                Issue(
-                    f"edge '{source}' → '{target}': step '{bad[0]}' does not exist", None, "edges"
-                )
-            )
-            continue
-        if target == TRIGGER:
-            issues.append(Issue("no edge may lead into the trigger", None, "edges"))
-            continue
-        successors[source].append(target)
-        indegree[target] += 1
-
-    reachable = {TRIGGER}
-    stack = [TRIGGER]
-    while stack:
-        for nxt in successors[stack.pop()]:
-            if nxt not in reachable:
-                reachable.add(nxt)
-                stack.append(nxt)
-    for step_id in ids:
-        if step_id not in reachable:
-            issues.append(issue(step_id, "edges", "no edge from the trigger leads to this step"))
-
-    order: list[str] = []
-    remaining = dict(indegree)
-    for nxt in successors[TRIGGER]:
-        remaining[nxt] -= 1
-    ready = [index[s] for s in ids if s in reachable and remaining[s] == 0]
-    heapq.heapify(ready)
-    while ready:
-        current = ids[heapq.heappop(ready)]
-        order.append(current)
-        for nxt in successors[current]:
-            remaining[nxt] -= 1
-            if remaining[nxt] == 0:
-                heapq.heappush(ready, index[nxt])
-    cyclic = [s for s in ids if s in reachable and s not in order]
-    if cyclic:
-        issues.append(
-            Issue(
-                "edges form a cycle through steps " + ", ".join(f"'{s}'" for s in cyclic),
-                cyclic[0],
-                "edges",
-            )
-        )
-    return order, issues
 
 
 def export_document(document: dict[str, Any]) -> dict[str, Any]:

@@ -133,8 +133,18 @@ class Run(models.Model):
         FAILED = "failed", "Failed"
         SKIPPED = "skipped", "Skipped"
         CANCELLED = "cancelled", "Cancelled"
+        # Finished, but a step failed and the flow went on along that step's error path.
+        SUCCEEDED_WITH_ERRORS = "succeeded_with_errors", "Succeeded with errors"
+        # Parked by a wait (or a retry's backoff) until `resume_at`; holds no worker meanwhile.
+        WAITING = "waiting", "Waiting"
 
-    FINISHED = {Status.SUCCEEDED, Status.FAILED, Status.SKIPPED, Status.CANCELLED}
+    FINISHED = {
+        Status.SUCCEEDED,
+        Status.FAILED,
+        Status.SKIPPED,
+        Status.CANCELLED,
+        Status.SUCCEEDED_WITH_ERRORS,
+    }
 
     flow = models.ForeignKey(Flow, on_delete=models.CASCADE, related_name="runs")
     # Null for a test run of the draft document (then `document` holds what was run).
@@ -146,7 +156,7 @@ class Run(models.Model):
     event = models.JSONField(default=dict)
     delivery_id = models.CharField(max_length=200, blank=True)
     status = models.CharField(
-        max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True
+        max_length=32, choices=Status.choices, default=Status.QUEUED, db_index=True
     )
     error = models.TextField(blank=True)
     output = models.JSONField(null=True, blank=True)
@@ -159,6 +169,20 @@ class Run(models.Model):
     rerun_of = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reruns"
     )
+    # The answer an `http.respond` step set for the webhook caller who waits.
+    response = models.JSONField(null=True, blank=True)
+    resume_at = models.DateTimeField(null=True, blank=True)
+    # The value of the flow's concurrency key for this run (see the plan's "concurrency").
+    concurrency_key = models.CharField(max_length=200, blank=True)
+    cancelled_by = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="cancelled"
+    )
+    # The run (and its step) that started this one: a `flow.call`, or a failed run's error flow.
+    parent_run = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children"
+    )
+    parent_step = models.CharField(max_length=100, blank=True)
+    depth = models.PositiveSmallIntegerField(default=0)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -193,9 +217,16 @@ class StepRun(models.Model):
         SUCCEEDED = "succeeded", "Succeeded"
         FAILED = "failed", "Failed"
         SKIPPED = "skipped", "Skipped"
+        WAITING = "waiting", "Waiting"
 
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="steps")
     step_id = models.CharField(max_length=100)
+    # Which loop iteration the step ran in: "" outside loops, "files[3]" in item 3 of loop
+    # `files`, "files[3]/lines[0]" nested.
+    scope = models.CharField(max_length=200, blank=True, default="")
+    # The output port the step finished on ("out", "true", a case, "error"); "" while running.
+    port = models.CharField(max_length=100, blank=True, default="")
+    resume_at = models.DateTimeField(null=True, blank=True)
     position = models.PositiveIntegerField()
     kind = models.CharField(max_length=100)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)

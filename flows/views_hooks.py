@@ -18,7 +18,7 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 
@@ -30,6 +30,10 @@ DELIVERY_HEADERS = ("X-Delivery-Id", "X-GitHub-Delivery")
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 # Request headers never copied into the event: they carry the caller's own credentials.
 PRIVATE_HEADERS = {"cookie", "authorization", "proxy-authorization"}
+# Run events after which the caller who waits may have an answer.
+ANSWERS = ("run", "response")
+# Runs that end like this answer with an error status rather than the usual envelope.
+FAILED = {Run.Status.FAILED, Run.Status.CANCELLED}
 
 
 class BadRequest(Exception):
@@ -148,9 +152,12 @@ def _start(token: str, event: dict, delivery_id: str) -> tuple[Run, bool]:
         raise BadRequest(409, str(exc)) from None
 
 
-def _finished_run(run_id: int) -> Run | None:
+def _answered_run(run_id: int) -> Run | None:
+    """The run once it has an answer for its caller: a response set by a step, or its end."""
     run = Run.objects.filter(pk=run_id).first()
-    return run if run is not None and run.is_finished else None
+    if run is not None and (run.response is not None or run.is_finished):
+        return run
+    return None
 
 
 async def _wait_for(run_id: int, seconds: float) -> Run | None:
@@ -164,7 +171,7 @@ async def _wait_for(run_id: int, seconds: float) -> Run | None:
     await layer.group_add(group, channel)
     deadline = time.monotonic() + seconds
     try:
-        run = await sync_to_async(_finished_run)(run_id)
+        run = await sync_to_async(_answered_run)(run_id)
         while run is None:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -173,8 +180,8 @@ async def _wait_for(run_id: int, seconds: float) -> Run | None:
                 message = await asyncio.wait_for(layer.receive(channel), remaining)
             except TimeoutError:
                 return None
-            if any(event.get("type") == "run" for event in message.get("events", ())):
-                run = await sync_to_async(_finished_run)(run_id)
+            if any(e.get("type") in ANSWERS for e in message.get("events", ())):
+                run = await sync_to_async(_answered_run)(run_id)
         return run
     finally:
         await layer.group_discard(group, channel)
@@ -201,11 +208,31 @@ async def hook(request: HttpRequest, token: str) -> JsonResponse:
     }
     if not created:
         return JsonResponse({**answer, "duplicate": True}, status=200)
+    if not wait and (run.plan or {}).get("responds"):
+        wait = settings.FLOWS_WEBHOOK_MAX_WAIT_S  # the flow answers its callers itself
     if wait:
-        finished = await _wait_for(run.pk, wait)
-        if finished is not None:
-            return JsonResponse({**_run_answer(finished), "status_url": answer["status_url"]})
+        answered = await _wait_for(run.pk, wait)
+        if answered is not None and answered.response is not None:
+            return _flow_response(answered.response)
+        if answered is not None:
+            status = 500 if answered.status in FAILED else 200
+            return JsonResponse(
+                {**_run_answer(answered), "status_url": answer["status_url"]}, status=status
+            )
     return JsonResponse(answer, status=202)
+
+
+def _flow_response(response: dict[str, Any]) -> HttpResponse:
+    """The answer an `http.respond` step set (its headers were checked when it ran)."""
+    body = response.get("body")
+    if response.get("body_type") == "text":
+        answer = HttpResponse(str(body), status=response["status"])
+        answer["Content-Type"] = "text/plain; charset=utf-8"
+    else:
+        answer = JsonResponse(body, status=response["status"], safe=False)
+    for name, value in (response.get("headers") or {}).items():
+        answer[name] = value
+    return answer
 
 
 def _run_status(token: str, run_id: int) -> Run | None:

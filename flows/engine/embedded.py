@@ -48,7 +48,14 @@ def _executor() -> ThreadPoolExecutor:
     return _state["executor"]
 
 
-def submit(run_id: int, token: str) -> None:
+def submit(run_id: int, token: str, delay: float = 0.0) -> None:
+    """Execute the run on the pool, at once or after `delay` seconds (a parked run's timer; the
+    scheduler's sweep starts it if this process stops before then)."""
+    if delay > 0:
+        timer = threading.Timer(delay, submit, (run_id, token))
+        timer.daemon = True
+        timer.start()
+        return
     _executor().submit(_execute, run_id, token)
 
 

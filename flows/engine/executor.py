@@ -23,9 +23,11 @@ from django.db.models import Count, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from flows import templating
 from flows.engine import logs
+from flows.engine.graph import Walker
 from flows.engine.queue import dispatch
-from flows.engine.steps import BoundConnection, StepOutcome, Usage, capability_callables, run_step
+from flows.engine.steps import BoundConnection, StepOutcome, render_config
 from flows.models import Flow, Run, StepRun
 
 logger = logging.getLogger(__name__)
@@ -103,7 +105,7 @@ def _mark_failed(run: Run, reason: str) -> None:
     transaction.on_commit(lambda: dispatch_waiting(run.flow_id))
 
 
-def claim(run_id: int, token: str) -> tuple[Run | None, str]:
+def claim(run_id: int, token: str, ignore_slots: bool = False) -> tuple[Run | None, str]:
     """Mark the run `running` for this token, or say why not ("missing", "finished",
     "duplicate", "waiting", "lost")."""
     with _claim_lock, transaction.atomic():
@@ -116,7 +118,9 @@ def claim(run_id: int, token: str) -> tuple[Run | None, str]:
         )
         if flow is None:
             return None, "missing"
-        run = _claim_if_queued(run_id, token, flow.max_concurrency)
+        # A called flow's run (flow.call) runs inside its caller's, which holds a slot already.
+        slots = 1_000_000 if ignore_slots else flow.max_concurrency
+        run = _claim_if_queued(run_id, token, slots)
         if run is not None:
             return run, "claimed"
         # The run with its flow's running count: under the flow's lock no run can start, so the
@@ -135,6 +139,14 @@ def claim(run_id: int, token: str) -> tuple[Run | None, str]:
         )
         if run.is_finished:
             return None, "finished"
+        now = timezone.now()
+        resumed = run.status == Run.Status.WAITING
+        if resumed and run.resume_at and run.resume_at > now:
+            # Early (a sweep, or a timer of a process that restarted): come back on time.
+            transaction.on_commit(
+                lambda: dispatch(run.pk, run.plan.get("time_limit_s"), at=run.resume_at)
+            )
+            return None, "early"
         if run.status == Run.Status.RUNNING:
             if run.claim != token:
                 return None, "duplicate"
@@ -143,15 +155,16 @@ def claim(run_id: int, token: str) -> tuple[Run | None, str]:
                 return None, "lost"
             _fail_open_steps(run, WORKER_LOST)
         else:
-            if run.running >= flow.max_concurrency:
+            if run.running >= slots or _key_is_busy(run):
                 Run.objects.filter(pk=run.pk).update(claim=WAITING)
                 # A run finishing while we counted may have looked for waiters before this
                 # commit: look again once committed, so no wake-up is lost.
                 transaction.on_commit(lambda: dispatch_waiting(flow.pk))
                 return None, "waiting"
-        now = timezone.now()
         run.status = Run.Status.RUNNING
-        run.attempts += 1
+        # Resuming after a wait is the same attempt; only a lost worker makes a new one.
+        run.attempts += 0 if resumed else 1
+        run.resumed_from_wait = resumed
         run.claim = token
         run.worker = worker_id()
         run.heartbeat_at = now
@@ -160,6 +173,17 @@ def claim(run_id: int, token: str) -> tuple[Run | None, str]:
             update_fields=["status", "attempts", "claim", "worker", "heartbeat_at", "started_at"]
         )
         return run, "claimed"
+
+
+def _key_is_busy(run: Run) -> bool:
+    """Whether the run's concurrency key already has as many runs running as it allows."""
+    spec = (run.plan or {}).get("concurrency") or {}
+    if not run.concurrency_key or spec.get("mode") != "queue":
+        return False
+    running = Run.objects.filter(
+        flow_id=run.flow_id, concurrency_key=run.concurrency_key, status=Run.Status.RUNNING
+    ).exclude(pk=run.pk)
+    return running.count() >= spec.get("limit", 1)
 
 
 def _run_sql_names() -> tuple[str, dict[str, str]]:
@@ -180,7 +204,8 @@ def _claim_if_queued(run_id: int, token: str, max_concurrency: int) -> Run | Non
         f"UPDATE {table} SET {col['status']} = %s, {col['attempts']} = {col['attempts']} + 1, "
         f"{col['claim']} = %s, {col['worker']} = %s, {col['heartbeat_at']} = %s, "
         f"{col['started_at']} = COALESCE({col['started_at']}, %s) "
-        f"WHERE {col['id']} = %s AND {col['status']} = %s AND (SELECT COUNT(*) FROM {table} "
+        f"WHERE {col['id']} = %s AND {col['status']} = %s AND {col['concurrency_key']} = '' "
+        f"AND (SELECT COUNT(*) FROM {table} "
         f"busy WHERE busy.{col['flow']} = {table}.{col['flow']} AND busy.{col['status']} = %s) "
         f"< %s RETURNING {', '.join(col[f.name] for f in fields)}"
     )
@@ -271,119 +296,60 @@ class RunExecution:
     def execute(self) -> None:
         run = self.run
         self.events.add(logs.run_event(run))
-        done: dict[str, StepRun] = {}
-        attempts: dict[str, int] = {}
-        if run.attempts > 1:
-            for step_run in StepRun.objects.filter(run=run).order_by("position", "attempt"):
-                attempts[step_run.step_id] = step_run.attempt
-                if step_run.status == StepRun.Status.SUCCEEDED:
-                    done[step_run.step_id] = step_run
-            self.log.write(
-                "",
-                "warning",
-                f"attempt {run.attempts}: resuming after {WORKER_LOST}"
-                + (f"; {len(done)} finished step(s) kept" if done else ""),
-            )
-        outputs: dict[str, Any] = {}
-        status, error, output = Run.Status.SUCCEEDED, "", None
-        for step in self.plan.get("steps", []):
-            if step["id"] in done:
-                outputs[step["id"]] = output = done[step["id"]].output
-                continue
-            outcome = self.run_with_retries(step, outputs, attempts.get(step["id"], 0) + 1)
-            if outcome.status == "failed":
-                status, error = Run.Status.FAILED, f"step '{step['id']}': {outcome.error}"
-                break
-            outputs[step["id"]] = output = outcome.output
-            if outcome.status == "skipped":
-                status, error = Run.Status.SKIPPED, f"step '{step['id']}': {outcome.skip_reason}"
-                self.log.write(step["id"], "info", f"run skipped: {outcome.skip_reason}")
-                break
-        self.finish(status, error, output)
-
-    def run_with_retries(
-        self, step: dict[str, Any], outputs: dict[str, Any], attempt: int
-    ) -> StepOutcome:
-        policy = step.get("retry") or {"max_attempts": 1, "backoff_s": 0}
-        tries = 0
-        while True:
-            tries += 1
-            outcome = self.run_once(step, outputs, attempt)
-            if (
-                outcome.status != "failed"
-                or not outcome.retryable
-                or tries >= policy["max_attempts"]
-            ):
-                return outcome
-            delay = min(
-                policy["backoff_s"] * 2 ** (tries - 1), settings.FLOWS_STEP_RETRY_BACKOFF_MAX_S
-            )
-            self.log.write(
-                step["id"],
-                "warning",
-                f"attempt {attempt} failed ({self.redact(outcome.error)}); retrying in {delay:g} s",
-            )
-            time.sleep(delay)
-            attempt += 1
-
-    def run_once(self, step: dict[str, Any], outputs: dict[str, Any], attempt: int) -> StepOutcome:
-        step_run = StepRun(
-            run=self.run,
-            step_id=step["id"],
-            position=step["position"],
-            kind=step["kind"],
-            status=StepRun.Status.RUNNING,
-            attempt=attempt,
-            started_at=timezone.now(),
-        )
-        # Logic blocks finish in microseconds and cannot hang: their row is written (and their
-        # status sent) once, done. Other steps are on record while they run, so a lost worker's
-        # step shows as failed.
-        durable = step["category"] != "logic"
-        if durable:
-            step_run.save(force_insert=True)
-            self.events.flush(logs.step_event(step_run))
-        usage = Usage()
-        log = self.log.for_step(step["id"])
-        callables = capability_callables(
-            step,
-            flow_id=self.run.flow_id,
-            run_id=self.run.pk,
-            connections=self.connections,
-            log=log,
-            usage=usage,
-        )
-        outcome = run_step(step, self.context(dict(outputs), step["id"]), callables, log)
-        step_run.status = {
-            "succeeded": StepRun.Status.SUCCEEDED,
-            "skipped": StepRun.Status.SUCCEEDED,
-            "failed": StepRun.Status.FAILED,
-        }[outcome.status]
-        step_run.input = outcome.input
-        step_run.output = outcome.output
-        step_run.error = self.redact(outcome.error)[:MAX_ERROR_CHARS]
-        step_run.duration_ms = outcome.duration_ms
-        step_run.fuel_used = outcome.fuel_used
-        step_run.tokens = usage.totals
-        step_run.finished_at = timezone.now()
-        if durable:
-            step_run.save(
-                update_fields=[
-                    "status",
-                    "input",
-                    "output",
-                    "error",
-                    "duration_ms",
-                    "fuel_used",
-                    "tokens",
-                    "finished_at",
-                ]
-            )
+        walker = Walker(self)
+        if run.attempts > 1 or run.resume_at is not None:
+            kept = walker.load_history()
+            if run.attempts > 1 and not getattr(run, "resumed_from_wait", False):
+                self.log.write(
+                    "",
+                    "warning",
+                    f"attempt {run.attempts}: resuming after {WORKER_LOST}"
+                    + (f"; {kept} finished step(s) kept" if kept else ""),
+                )
+        status, error, output, resume_at = walker.walk()
+        if status == Run.Status.WAITING:
+            self.park(resume_at, output)
         else:
-            step_run.save(force_insert=True)
-        self.events.add(logs.step_event(step_run))
-        outcome.error = step_run.error
+            self.finish(status, error, output)
+
+    def respond(self, response: dict[str, Any]) -> None:
+        """An `http.respond` step ran: keep its answer for the caller, and wake the caller."""
+        if self.run.response is not None:
+            return  # the first response wins, as for any HTTP request
+        self.run.response = response
+        Run.objects.filter(pk=self.run.pk).update(response=response)
+        self.events.flush({"type": "response", "run": self.run.pk, "response": response})
+
+    def call_flow(self, step: dict[str, Any], context: dict[str, Any]) -> StepOutcome:
+        from flows.engine.runs import call_flow
+
+        started = time.perf_counter()
+        try:
+            config = render_config(step, context)
+        except templating.TemplateError as exc:
+            return StepOutcome("failed", error=str(exc))
+        outcome = call_flow(self.run, step["id"], config)
+        outcome.input = config
+        outcome.duration_ms = (time.perf_counter() - started) * 1000
         return outcome
+
+    def park(self, resume_at, output: Any) -> None:
+        """Nothing can go on before `resume_at`: free the worker; the queue brings it back."""
+        run = self.run
+        with transaction.atomic():
+            # Rows of steps that were still open (a loop waiting for a parked item) start over.
+            StepRun.objects.filter(run=run, status=StepRun.Status.RUNNING).delete()
+            parked = Run.objects.filter(pk=run.pk, status=Run.Status.RUNNING, claim=self.token)
+            stored = parked.update(
+                status=Run.Status.WAITING, resume_at=resume_at, claim="", output=output
+            )
+        if not stored:
+            self.events.flush()
+            return
+        run.status, run.resume_at, run.output = Run.Status.WAITING, resume_at, output
+        self.events.flush(logs.run_event(run))
+        dispatch(run.pk, run.plan.get("time_limit_s"), at=resume_at)
+        dispatch_waiting(run.flow_id)
 
     def finish(self, status: str, error: str, output: Any) -> None:
         run = self.run
@@ -396,6 +362,10 @@ class RunExecution:
         self.events.flush(logs.run_event(run))
         if waiters:
             dispatch_waiting(run.flow_id)
+        if status == Run.Status.FAILED and (self.plan.get("on_error") or {}).get("flow"):
+            from flows.engine.runs import start_error_flow
+
+            start_error_flow(run, self.plan["on_error"]["flow"])
 
 
 def _store_finish(run: Run, token: str) -> bool | None:
@@ -406,8 +376,8 @@ def _store_finish(run: Run, token: str) -> bool | None:
         f"UPDATE {table} SET {col['status']} = %s, {col['error']} = %s, {col['output']} = %s, "
         f"{col['finished_at']} = %s WHERE {col['id']} = %s AND {col['status']} = %s "
         f"AND {col['claim']} = %s RETURNING EXISTS (SELECT 1 FROM {table} waiting "
-        f"WHERE waiting.{col['flow']} = {table}.{col['flow']} AND waiting.{col['status']} = %s "
-        f"AND waiting.{col['claim']} = %s)"
+        f"WHERE waiting.{col['flow']} = {table}.{col['flow']} "
+        f"AND waiting.{col['status']} IN (%s, %s) AND waiting.{col['claim']} = %s)"
     )
     params = [
         run.status,
@@ -418,6 +388,7 @@ def _store_finish(run: Run, token: str) -> bool | None:
         Run.Status.RUNNING,
         token,
         Run.Status.QUEUED,
+        Run.Status.WAITING,
         WAITING,
     ]
     with db_connection.cursor() as cursor:
@@ -426,7 +397,9 @@ def _store_finish(run: Run, token: str) -> bool | None:
     return None if row is None else bool(row[0])
 
 
-def execute_run(run_id: int, token: str, manage_connections: bool = True) -> str:
+def execute_run(
+    run_id: int, token: str, manage_connections: bool = True, ignore_slots: bool = False
+) -> str:
     """Claim and execute one run; returns what happened ("done", "waiting", "duplicate", ...).
 
     Worker threads and processes drop stale database connections around each run; inline
@@ -435,7 +408,7 @@ def execute_run(run_id: int, token: str, manage_connections: bool = True) -> str
     if manage_connections:
         close_old_connections()
     try:
-        run, outcome = claim(run_id, token)
+        run, outcome = claim(run_id, token, ignore_slots)
         if run is None:
             return outcome
         _ensure_heartbeat()
@@ -467,7 +440,9 @@ def _over_time_limit(limit: Any) -> str:
 
 def dispatch_waiting(flow_id: int) -> int:
     """Hand runs that waited for a free slot of their flow back to the executor."""
-    waiting_runs = Run.objects.filter(flow_id=flow_id, status=Run.Status.QUEUED, claim=WAITING)
+    waiting_runs = Run.objects.filter(
+        flow_id=flow_id, status__in=(Run.Status.QUEUED, Run.Status.WAITING), claim=WAITING
+    )
     if not waiting_runs.exists():
         return 0
     with transaction.atomic():
@@ -543,14 +518,25 @@ def sweep_stale_runs(now=None) -> dict[str, int]:
     )[:500]:
         dispatch(run.pk, (run.plan or {}).get("time_limit_s"))
         counts["redispatched"] += 1
+    # Parked runs whose time came and went: their timer was lost with a process.
+    overdue = now - timedelta(seconds=settings.FLOWS_SCHEDULER_TICK_S * 2)
+    for run in Run.objects.filter(status=Run.Status.WAITING, resume_at__lt=overdue).only(
+        "pk", "plan"
+    )[:500]:
+        dispatch(run.pk, (run.plan or {}).get("time_limit_s"))
+        counts["redispatched"] += 1
     return counts
 
 
 def recover_local_runs() -> int:
-    """At start-up: runs left running by dead processes of this host go back to the queue."""
+    """At start-up: runs left running by dead processes of this host go back to the queue, and
+    parked runs get their timers again (they lived in the process that stopped)."""
     recovered = 0
     for run in Run.objects.filter(status=Run.Status.RUNNING).only("pk", "worker"):
         if _pid_alive(run.worker) is False:
             recover(run.pk)
             recovered += 1
+    for run in Run.objects.filter(status=Run.Status.WAITING).only("pk", "plan", "resume_at"):
+        dispatch(run.pk, (run.plan or {}).get("time_limit_s"), at=run.resume_at)
+        recovered += 1
     return recovered

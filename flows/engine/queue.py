@@ -6,10 +6,13 @@ FLOWS_EXECUTOR chooses: "auto" (Celery when REDIS_URL is set, else embedded), "c
 
 from __future__ import annotations
 
+import time
 import uuid
+from datetime import datetime
 
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 # Time a run may spend past its soft limit cleaning up before Celery kills it.
 HARD_LIMIT_GRACE_S = 30
@@ -22,14 +25,17 @@ def executor_mode() -> str:
     return mode
 
 
-def dispatch(run_id: int, time_limit_s: int | None = None) -> None:
-    """Enqueue a run once the current transaction commits (so the worker can read it); inline,
-    execute it now, on the caller's connection."""
+def dispatch(run_id: int, time_limit_s: int | None = None, at: datetime | None = None) -> None:
+    """Enqueue a run once the current transaction commits (so the worker can read it), to start
+    at once or at `at` (a parked run); inline, execute it now, on the caller's connection."""
     token = uuid.uuid4().hex
     mode = executor_mode()
+    delay = max(0.0, (at - timezone.now()).total_seconds()) if at else 0.0
     if mode == "inline":
         from flows.engine.executor import execute_run
 
+        if delay:
+            time.sleep(delay)
         execute_run(run_id, token, manage_connections=False)
         return
 
@@ -39,11 +45,14 @@ def dispatch(run_id: int, time_limit_s: int | None = None) -> None:
 
             soft = int(time_limit_s or settings.FLOWS_RUN_DEFAULT_TIME_LIMIT_S)
             execute_run.apply_async(
-                (run_id, token), soft_time_limit=soft, time_limit=soft + HARD_LIMIT_GRACE_S
+                (run_id, token),
+                soft_time_limit=soft,
+                time_limit=soft + HARD_LIMIT_GRACE_S,
+                countdown=delay or None,
             )
         else:
             from flows.engine import embedded
 
-            embedded.submit(run_id, token)
+            embedded.submit(run_id, token, delay)
 
     transaction.on_commit(send)

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
+from flows import templating
+from flows.engine import logs
 from flows.engine.errors import FlowNotDeployed, FlowPaused
 from flows.engine.queue import dispatch
+from flows.engine.steps import StepOutcome
 from flows.models import Flow, FlowVersion, Run
 
 
@@ -20,6 +26,8 @@ def _create(
     version: FlowVersion | None,
     delivery_id: str = "",
     rerun_of: Run | None = None,
+    parent: dict[str, Any] | None = None,
+    enqueue: bool = True,
 ) -> tuple[Run, bool]:
     fields = {
         "flow": flow,
@@ -29,7 +37,21 @@ def _create(
         "event": event,
         "delivery_id": delivery_id,
         "rerun_of": rerun_of,
+        **(parent or {}),
     }
+    spec = plan.get("concurrency")
+    if spec:
+        fields["concurrency_key"] = concurrency_key(spec, event, plan)
+        if spec["mode"] == "drop_new" and fields["concurrency_key"]:
+            busy = _same_key(flow, fields["concurrency_key"]).order_by("created_at").first()
+            if busy is not None:
+                fields.update(
+                    status=Run.Status.CANCELLED,
+                    cancelled_by=busy,
+                    finished_at=timezone.now(),
+                    error=f"dropped: run #{busy.pk} with the same concurrency key "
+                    f"'{fields['concurrency_key']}' is in progress",
+                )
     try:
         if transaction.get_connection().in_atomic_block:
             # A savepoint, so a repeated delivery leaves the caller's transaction usable.
@@ -45,8 +67,55 @@ def _create(
         if existing is None:
             raise
         return existing, False
+    if run.status == Run.Status.CANCELLED or not enqueue:
+        return run, True
+    if spec and spec["mode"] == "cancel_in_progress" and run.concurrency_key:
+        _cancel_older(run, spec.get("limit", 1))
     dispatch(run.pk, plan.get("time_limit_s"))
     return run, True
+
+
+ACTIVE = (Run.Status.QUEUED, Run.Status.RUNNING, Run.Status.WAITING)
+
+
+def concurrency_key(spec: dict[str, Any], event: Any, plan: dict[str, Any]) -> str:
+    """The run's concurrency key: the flow's template over the event and settings ("" when it
+    renders empty or fails: such a run is not grouped with others)."""
+    context = {"event": event, "settings": plan.get("settings", {}), "steps": {}, "run": {}}
+    try:
+        value = templating.render_value(spec["key"], context)
+    except templating.TemplateError:
+        return ""
+    return "" if value is None else str(value)[:200]
+
+
+def _same_key(flow: Flow, key: str):
+    return Run.objects.filter(flow=flow, concurrency_key=key, status__in=ACTIVE)
+
+
+def _cancel_older(run: Run, limit: int) -> None:
+    """cancel_in_progress: the newest `limit` runs of the key go on; older ones are cancelled
+    (a running one stops before its next step; its watchers are told now)."""
+    older = list(
+        _same_key(run.flow, run.concurrency_key)
+        .exclude(pk=run.pk)
+        .order_by("-created_at", "-id")
+        .values_list("pk", flat=True)[max(0, limit - 1) :]
+    )
+    if not older:
+        return
+    error = (
+        f"cancelled: run #{run.pk} with the same concurrency key '{run.concurrency_key}' "
+        "replaced it"
+    )
+    Run.objects.filter(pk__in=older, status__in=ACTIVE).update(
+        status=Run.Status.CANCELLED, cancelled_by=run, error=error, finished_at=timezone.now()
+    )
+    from flows.engine.executor import dispatch_waiting
+
+    for cancelled in Run.objects.filter(pk__in=older, status=Run.Status.CANCELLED):
+        logs.send(cancelled, logs.run_event(cancelled))
+    dispatch_waiting(run.flow_id)
 
 
 def start_run(
@@ -101,6 +170,80 @@ def rerun(run: Run, latest: bool = False) -> Run:
         flow, trigger=run.trigger, event=run.event, plan=plan, version=version, rerun_of=run
     )
     return new_run
+
+
+def call_flow(parent: Run, step_id: str, config: dict[str, Any]) -> StepOutcome:
+    """`flow.call`: run one of the owner's deployed flows with an input, linked to its parent
+    run; wait for its output unless told not to."""
+    from flows.engine.executor import execute_run
+
+    depth = parent.depth + 1
+    cap = settings.FLOWS_SUBFLOW_MAX_DEPTH
+    if depth > cap:
+        return StepOutcome(
+            "failed", error=f"flows call each other more than {cap} deep: refusing to go on"
+        )
+    flow = Flow.objects.filter(owner_id=parent.flow.owner_id, pk=config.get("flow")).first()
+    if flow is None:
+        return StepOutcome("failed", error=f"flow {config.get('flow')} is not one of yours")
+    wanted = str(config.get("version") or "latest").strip()
+    if wanted == "latest":
+        version = flow.current_version
+    else:
+        version = flow.versions.filter(number=int(wanted) if wanted.isdigit() else -1).first()
+    if version is None:
+        return StepOutcome(
+            "failed", error=f"flow '{flow.name}' has no deployed version {wanted!r}"
+        )
+    links = {"parent_run": parent, "parent_step": step_id, "depth": depth}
+    child, _ = _create(
+        flow,
+        trigger="flow",
+        event=config.get("input") if config.get("input") is not None else {},
+        plan=version.plan,
+        version=version,
+        parent=links,
+        enqueue=not config.get("wait", True),
+    )
+    if not config.get("wait", True):
+        return StepOutcome("succeeded", {"run_id": child.pk, "flow": flow.pk})
+    if child.status == Run.Status.QUEUED:
+        execute_run(child.pk, uuid.uuid4().hex, manage_connections=False, ignore_slots=True)
+        child.refresh_from_db()
+    answer = {"run_id": child.pk, "status": child.status}
+    if child.status in (Run.Status.SUCCEEDED, Run.Status.SUCCEEDED_WITH_ERRORS):
+        return StepOutcome("succeeded", child.output)
+    if child.status == Run.Status.WAITING:
+        error = (
+            f"the called flow's run #{child.pk} waits until {child.resume_at:%Y-%m-%d %H:%M} "
+            "UTC: call it without waiting for its output"
+        )
+        return StepOutcome("failed", answer, error=error)
+    return StepOutcome(
+        "failed", answer, error=f"the called flow's run #{child.pk} {child.status}: {child.error}"
+    )
+
+
+def start_error_flow(failed: Run, flow_id: int) -> Run | None:
+    """A run failed and its flow names an error flow: start that flow on what happened."""
+    flow = Flow.objects.filter(owner_id=failed.flow.owner_id, pk=flow_id).first()
+    if flow is None or flow.status != Flow.Status.ACTIVE or flow.current_version is None:
+        return None
+    if failed.depth >= settings.FLOWS_SUBFLOW_MAX_DEPTH:
+        return None
+    event = {
+        "flow": {"id": failed.flow_id, "name": failed.flow.name},
+        "run": {"id": failed.pk, "status": failed.status, "error": failed.error},
+    }
+    run, _ = _create(
+        flow,
+        trigger="error",
+        event=event,
+        plan=flow.current_version.plan,
+        version=flow.current_version,
+        parent={"parent_run": failed, "depth": failed.depth + 1},
+    )
+    return run
 
 
 def pause_flow(flow: Flow) -> None:

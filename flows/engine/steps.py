@@ -16,6 +16,7 @@ from typing import Any
 from flows import capabilities as capability_registry
 from flows import catalog, templating
 from flows.capabilities import CapabilityContext, CapabilityError
+from flows.catalog import Route
 from flows.engine.errors import SkipRun
 
 LogFn = Callable[[str, str], None]
@@ -31,6 +32,9 @@ class StepOutcome:
     duration_ms: float = 0.0
     input: Any = None
     skip_reason: str = ""
+    port: str = ""  # the output port it leaves on ("" means "out")
+    retry_after: float = 0.0  # seconds the service asked to wait before trying again
+    usage: dict[str, Any] | None = None
 
 
 class Usage:
@@ -176,6 +180,8 @@ def run_block(step: dict[str, Any], context: dict[str, Any], callables, log: Log
             log=log,
         )
         output = block.execute(config, ctx)
+        if isinstance(output, Route):
+            outcome.port, output = output.port, output.output
         problem = _json_problem(output)
         if problem:
             outcome.error = problem
@@ -185,6 +191,7 @@ def run_block(step: dict[str, Any], context: dict[str, Any], callables, log: Log
         outcome.status, outcome.output, outcome.skip_reason = "skipped", skip.output, skip.reason
     except CapabilityError as exc:
         outcome.error, outcome.retryable = exc.message, exc.retryable
+        outcome.retry_after = getattr(exc, "retry_after", 0.0) or 0.0
     except templating.TemplateError as exc:
         outcome.error = str(exc)
     except Exception as exc:  # noqa: BLE001 - a block's bug fails its step, not the worker

@@ -48,7 +48,7 @@ def test_errors_name_the_step_and_the_field(user):
     )
     exc = errors_of(doc, user)
     assert exc.errors == [
-        "step 'summarise': field 'template' refers to step 'later', which runs after this step",
+        "step 'summarise': field 'template' refers to step 'later', which does not run before this step (connect it to this step's inputs)",
         "step 'summarise': setting 'github_repo' is required",
         "step 'ghost': unknown block 'no.such.block'",
     ]
@@ -100,7 +100,8 @@ def test_cycles_and_unreachable_steps_are_refused(user):
     assert errors == [
         "no edge may lead into the trigger",
         "step 'c': no edge from the trigger leads to this step",
-        "edges form a cycle through steps 'a', 'b'",
+        "edges form a cycle through steps 'a', 'b' (to repeat steps, put them in a For each "
+        "loop)",
     ]
     assert errors[2].field == "edges"
 
