@@ -164,7 +164,7 @@
       var ports = portsOf(id);
       var regular = ports.filter(function (p) { return p !== ERROR_PORT; });
       el.className = "node" + (id === "trigger" ? " trigger" : "") + (on ? " selected" : "") +
-        (problems ? " has-errors" : "") + (step.parent ? " in-body" : "");
+        (problems ? " has-errors" : "") + (step.parent ? " in-body" : "") + (regular.length > 1 ? " labelled" : "");
       el.id = "node-" + id;
       el.dataset.id = id;
       el.tabIndex = 0;
@@ -862,18 +862,20 @@
     say("Zoomed to show the whole flow.");
   }
 
+  // Bring nodes into view: the whole flow when it fits legibly, else centred on the nodes.
   function reveal(ids) {
     var box = boundsOf(ids);
-    if (!view.shows(box)) {
-      var all = allBounds();
-      if (view.z < 1 || all.w > viewport.clientWidth || all.h > viewport.clientHeight) {
-        view.x = viewport.clientWidth / 2 - (box.x + box.w / 2) * view.z;
-        view.y = viewport.clientHeight / 2 - (box.y + box.h / 2) * view.z;
-        view.apply();
-      } else {
-        view.fit(all);
-      }
+    if (view.shows(box)) return;
+    var all = allBounds();
+    var fitZoom = Math.min(1, (viewport.clientWidth - 60) / all.w, (viewport.clientHeight - 60) / all.h);
+    if (fitZoom >= 0.6) {
+      view.fit(all);
+      return;
     }
+    view.z = Math.max(view.z, 0.6);
+    view.x = viewport.clientWidth / 2 - (box.x + box.w / 2) * view.z;
+    view.y = viewport.clientHeight / 2 - (box.y + box.h / 2) * view.z;
+    view.apply();
   }
 
   function zoomChanged(v) {
@@ -1255,6 +1257,16 @@
 
     viewport.addEventListener("pointerdown", onPointerDown);
     viewport.addEventListener("wheel", onWheel, { passive: false });
+    // Focusing a node out of view scrolls the viewport: turn that into a pan.
+    viewport.addEventListener("scroll", function () {
+      view.panBy(-viewport.scrollLeft, -viewport.scrollTop);
+      viewport.scrollLeft = 0;
+      viewport.scrollTop = 0;
+    });
+    canvas.addEventListener("focusin", function (e) {
+      var node = e.target.closest(".node");
+      if (node) reveal([node.dataset.id]);
+    });
     canvas.addEventListener("keydown", onNodeKey);
     document.addEventListener("keydown", onKey);
     document.addEventListener("keyup", onKeyUp);

@@ -10,6 +10,7 @@ from playwright.sync_api import Page, expect
 
 from flows.models import Flow
 from integrations.models import Connection
+from web.views.builder import block_catalog
 
 from .conftest import screenshot
 from .test_browser import check_basics, sign_up
@@ -133,3 +134,73 @@ def test_choosing_another_connection_keeps_the_aliases_in_step_with_the_nodes(pa
     second = Connection.objects.get(name="Second model")
     assert flow.document["connections"] == {"llm_2": {"service": "llm", "connection": second.pk}}
     assert [s.get("connection") for s in flow.document["steps"]] == ["llm_2", "llm_2"]
+
+
+def test_the_block_catalog_tells_the_canvas_each_blocks_ports():
+    catalog = block_catalog()
+    assert catalog["logic.filter"]["ports"] == ["out"]
+    assert catalog["logic.if"]["ports"] == ["true", "false"]
+    assert catalog["logic.switch"]["ports_from"] == "cases"
+    assert catalog["logic.switch"]["ports"] == ["default"]
+    assert catalog["logic.foreach"]["has_body"] is True
+    assert "body" in catalog["logic.foreach"]["ports"]
+    assert catalog["code.python"]["has_body"] is False
+
+
+def node_box(page: Page, node_id: str) -> dict:
+    return page.locator(f"#node-{node_id}").bounding_box()
+
+
+def port(page: Page, node_id: str, name: str):
+    return page.locator(f'#node-{node_id} [data-port="{name}"]')
+
+
+def test_branches_connect_from_labelled_ports_and_loop_bodies_are_boxed(page):
+    new_flow(page, "jo", "Branches")
+
+    # An If node shows its true, false and error ports, each labelled.
+    page.get_by_role("button", name="If", exact=True).click()
+    for name in ("true", "false", "error"):
+        expect(port(page, "if", name)).to_have_text(name)
+    # A step added after it joins its first port; the false port is dragged to another one.
+    page.get_by_role("button", name="Template text", exact=True).click()
+    page.locator("#node-if").click()
+    page.get_by_role("button", name="Template text", exact=True).click()
+    port(page, "if", "false").drag_to(page.locator("#node-template_2"))
+    expect(page.locator("#canvas-live")).to_contain_text("Connected if (false) to template_2")
+    # By keyboard, template_2 no longer runs after the true port.
+    page.get_by_label("if (true)").uncheck()
+
+    # A switch's ports follow its cases.
+    page.get_by_role("button", name="Switch", exact=True).click()
+    expect(port(page, "switch", "first")).to_have_text("first")
+    expect(port(page, "switch", "default")).to_have_text("default")
+    page.get_by_role("textbox", name="Cases").fill(
+        json.dumps([{"port": "small", "op": "equals", "match": "s"}, {"port": "large"}])
+    )
+    expect(port(page, "switch", "large")).to_have_text("large")
+    expect(port(page, "switch", "first")).to_have_count(0)
+
+    # A step added to a For each node goes into its body, drawn in a box under it.
+    page.locator("#node-trigger").click()
+    page.get_by_role("button", name="For each", exact=True).click()
+    page.get_by_role("button", name="Template text", exact=True).click()
+    group = page.locator("#group-foreach")
+    expect(group).to_contain_text("Loop body of foreach")
+    box, inner = group.bounding_box(), node_box(page, "template_3")
+    assert box["x"] <= inner["x"] and inner["x"] + inner["width"] <= box["x"] + box["width"]
+    assert box["y"] <= inner["y"] and inner["y"] + inner["height"] <= box["y"] + box["height"]
+    assert box["y"] > node_box(page, "foreach")["y"]
+    check_basics(page)
+    screenshot(page, "builder-branches")
+
+    page.keyboard.press("Control+s")
+    expect(page.locator("#builder-status")).to_contain_text("Draft saved")
+    document = Flow.objects.get(owner__username="jo").document
+    assert ["if", "true", "template"] in document["edges"]
+    assert ["if", "false", "template_2"] in document["edges"]
+    assert ["if", "true", "template_2"] not in document["edges"]
+    assert ["foreach", "body", "template_3"] in document["edges"]
+    steps = {s["id"]: s for s in document["steps"]}
+    assert steps["template_3"]["parent"] == "foreach"
+    assert steps["switch"]["config"]["cases"][1] == {"port": "large"}

@@ -9,6 +9,7 @@ elsewhere (another tab, the set-up page) is refused unless the user chooses to o
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from typing import Any
@@ -31,7 +32,7 @@ from integrations.forms import SERVICE_FORMS, form_for
 from integrations.models import Connection
 from integrations.services import test_connection
 
-from ..forms import node_fields, service_label
+from ..forms import NodeField, node_fields, service_label
 from ..samples import default_event, github_sample_names, sample_event, saved_runs
 from .connections import labelled
 from .flows import deploy_flow, owned_flow
@@ -289,6 +290,25 @@ def grant_choices() -> list[tuple[str, list]]:
     return sorted(groups.items())
 
 
+def object_lists_as_json(block: Block, config: dict, fields: list[NodeField]) -> list[NodeField]:
+    """A list whose items are objects (a switch's cases, which name its ports) is edited as
+    JSON: one item per line would turn each object into text."""
+    for index, field in enumerate(fields):
+        param = field.param
+        objects = param.name == block.ports_from or any(
+            isinstance(item, dict) for item in param.default or []
+        )
+        if param.type == "list" and objects:
+            raw = config.get(param.name, param.default)
+            fields[index] = NodeField(
+                param=dataclasses.replace(param, type="json"),
+                widget="json",
+                value="" if raw is None else json.dumps(raw, indent=2),
+                error=field.error,
+            )
+    return fields
+
+
 def posted_connections(request: HttpRequest, flow: Flow) -> dict[str, dict]:
     """The canvas's connection aliases (which may be ahead of the stored draft)."""
     try:
@@ -362,7 +382,9 @@ def builder_node_form(request: HttpRequest, flow_id: int) -> HttpResponse:
         "step": step,
         "block": block,
         "is_trigger": is_trigger,
-        "fields": node_fields(block, config, field_errors) if block else [],
+        "fields": object_lists_as_json(block, config, node_fields(block, config, field_errors))
+        if block
+        else [],
         "general_errors": [e.get("message", "") for e in errors if not e.get("field")],
         "other_errors": {k: v for k, v in field_errors.items() if k not in param_names},
         "trigger_blocks": blocks_by_category().get("trigger", []),
