@@ -6,6 +6,7 @@ import json
 import re
 import urllib.request
 
+import pytest
 from playwright.sync_api import Page, expect
 
 from flows.models import Flow
@@ -204,3 +205,117 @@ def test_branches_connect_from_labelled_ports_and_loop_bodies_are_boxed(page):
     steps = {s["id"]: s for s in document["steps"]}
     assert steps["template_3"]["parent"] == "foreach"
     assert steps["switch"]["config"]["cases"][1] == {"port": "large"}
+
+
+def template_step(step_id: str) -> dict:
+    return {"id": step_id, "kind": "logic.template", "config": {"template": step_id}}
+
+
+def messy_document() -> dict:
+    """A diamond whose nodes all sit on one far-away spot."""
+    ids = ["a", "b", "c", "d"]
+    return {
+        "schema": "flowbuilder/flow@2",
+        "name": "Messy",
+        "trigger": {"kind": "trigger.manual", "config": {}},
+        "settings": {},
+        "connections": {},
+        "steps": [template_step(i) for i in ids],
+        "edges": [
+            ["trigger", "out", "a"],
+            ["a", "out", "b"],
+            ["a", "out", "c"],
+            ["b", "out", "d"],
+            ["c", "out", "d"],
+        ],
+        "layout": {i: {"x": 2600, "y": 1800} for i in ["trigger", *ids]},
+    }
+
+
+def inside(inner: dict, outer: dict) -> bool:
+    return (
+        outer["x"] <= inner["x"]
+        and inner["x"] + inner["width"] <= outer["x"] + outer["width"]
+        and outer["y"] <= inner["y"]
+        and inner["y"] + inner["height"] <= outer["y"] + outer["height"]
+    )
+
+
+def overlap(a: dict, b: dict) -> bool:
+    return not (
+        a["x"] + a["width"] <= b["x"]
+        or b["x"] + b["width"] <= a["x"]
+        or a["y"] + a["height"] <= b["y"]
+        or b["y"] + b["height"] <= a["y"]
+    )
+
+
+NODES = ["trigger", "a", "b", "c", "d"]
+
+
+def test_the_canvas_fits_arranges_zooms_and_pans(page):
+    new_flow(page, "kim", "Messy")
+    Flow.objects.filter(owner__username="kim").update(document=messy_document())
+    page.reload()
+
+    # Far-away nodes are fitted into view on opening, never under the inspector.
+    viewport = page.locator("#canvas-viewport").bounding_box()
+    inspector = page.locator("#inspector").bounding_box()
+    for node in NODES:
+        assert inside(node_box(page, node), viewport), node
+        assert node_box(page, node)["x"] + node_box(page, node)["width"] < inspector["x"]
+
+    # Arrange lays the diamond out left to right, nothing on top of anything.
+    page.get_by_role("button", name="Arrange").click()
+    boxes = {n: node_box(page, n) for n in NODES}
+    assert boxes["trigger"]["x"] < boxes["a"]["x"] < boxes["b"]["x"] < boxes["d"]["x"]
+    assert boxes["b"]["x"] == boxes["c"]["x"]
+    for i, first in enumerate(NODES):
+        for second in NODES[i + 1 :]:
+            assert not overlap(boxes[first], boxes[second]), (first, second)
+        assert inside(boxes[first], viewport)
+    screenshot(page, "builder-arranged")
+
+    # Zoom with the buttons and with Ctrl+wheel; "Fit to view" shows everything again.
+    width = node_box(page, "a")["width"]
+    page.get_by_role("button", name="Zoom in").click()
+    assert node_box(page, "a")["width"] == pytest.approx(width * 1.2, rel=0.02)
+    expect(page.get_by_label("Zoom level")).not_to_have_text("100%")
+    page.mouse.move(viewport["x"] + 200, viewport["y"] + 200)
+    page.keyboard.down("Control")
+    page.mouse.wheel(0, -100)
+    page.keyboard.up("Control")
+    assert node_box(page, "a")["width"] > width * 1.3
+    page.get_by_role("button", name="Zoom out").click()
+    page.get_by_role("button", name="Fit to view").click()
+    for node in NODES:
+        assert inside(node_box(page, node), viewport), node
+
+    # Dragging the background pans; so does dragging a node while Space is held.
+    before = node_box(page, "a")
+    empty = (viewport["x"] + viewport["width"] - 15, viewport["y"] + viewport["height"] - 15)
+    page.mouse.move(*empty)
+    page.mouse.down()
+    page.mouse.move(empty[0] - 100, empty[1] - 40, steps=4)
+    page.mouse.up()
+    after = node_box(page, "a")
+    assert (after["x"], after["y"]) == pytest.approx((before["x"] - 100, before["y"] - 40), abs=1)
+    page.locator("#canvas-viewport").focus()
+    page.keyboard.down(" ")
+    b_before = node_box(page, "b")
+    page.mouse.move(after["x"] + 30, after["y"] + 20)
+    page.mouse.down()
+    page.mouse.move(after["x"] + 90, after["y"] + 20, steps=4)
+    page.mouse.up()
+    page.keyboard.up(" ")
+    assert node_box(page, "a")["x"] == pytest.approx(after["x"] + 60, abs=1)
+    assert node_box(page, "b")["x"] == pytest.approx(b_before["x"] + 60, abs=1)
+
+    # A block dragged from the palette lands where it is dropped.
+    page.get_by_role("button", name="Filter", exact=True).drag_to(
+        page.locator("#canvas-viewport"), target_position={"x": 300, "y": 60}
+    )
+    dropped = node_box(page, "filter")
+    assert abs(dropped["x"] + dropped["width"] / 2 - (viewport["x"] + 300)) < 40
+    assert abs(dropped["y"] - (viewport["y"] + 60)) < 40
+    expect(page.get_by_role("heading", name="Step filter · Filter")).to_be_visible()
