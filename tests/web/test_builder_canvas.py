@@ -319,3 +319,160 @@ def test_the_canvas_fits_arranges_zooms_and_pans(page):
     assert abs(dropped["x"] + dropped["width"] / 2 - (viewport["x"] + 300)) < 40
     assert abs(dropped["y"] - (viewport["y"] + 60)) < 40
     expect(page.get_by_role("heading", name="Step filter · Filter")).to_be_visible()
+
+
+def test_undo_redo_delete_copy_paste_and_multi_select_from_the_keyboard(page, browser, app_server):
+    new_flow(page, "lee", "Editing")
+    nodes = page.locator(".node")
+
+    # Every change can be undone and redone, with the keys and with the buttons.
+    page.get_by_role("button", name="Template text", exact=True).click()
+    page.locator("#param-template").fill("Hi there")
+    page.locator("#node-template").focus()
+    page.keyboard.press("ArrowRight")
+    expect(nodes).to_have_count(2)
+    page.keyboard.press("Control+z")
+    page.keyboard.press("Control+z")
+    page.locator("#node-template").click()
+    expect(page.locator("#param-template")).to_have_value("")
+    page.get_by_role("button", name="Undo").click()
+    expect(nodes).to_have_count(1)
+    page.keyboard.press("Control+Shift+z")
+    expect(nodes).to_have_count(2)
+    page.get_by_role("button", name="Redo").click()
+    page.locator("#node-template").click()
+    expect(page.locator("#param-template")).to_have_value("Hi there")
+
+    # Delete asks nothing and can be undone.
+    page.locator("#node-template").focus()
+    page.keyboard.press("Delete")
+    expect(page.locator("#node-template")).to_have_count(0)
+    expect(page.locator("#canvas-live")).to_contain_text("Deleted template")
+    page.keyboard.press("Control+z")
+    expect(page.locator("#node-template")).to_be_visible()
+
+    # Ctrl+D duplicates; Shift+click selects several; Ctrl+C copies them.
+    page.locator("#node-template").click()
+    page.keyboard.press("Control+d")
+    expect(page.locator("#node-template_2")).to_be_focused()
+    page.locator("#node-template").click(modifiers=["Shift"])
+    expect(page.get_by_role("heading", name="2 nodes selected")).to_be_visible()
+    expect(page.locator("#canvas-live")).to_contain_text("2 nodes selected")
+    page.keyboard.press("Control+c")
+    page.keyboard.press("Control+s")
+    expect(page.get_by_text("Draft saved")).to_be_visible()
+    document = Flow.objects.get(owner__username="lee").document
+    assert [s["config"] for s in document["steps"]] == [{"template": "Hi there"}] * 2
+
+    # The copy pastes into another flow.
+    page.get_by_role("link", name="Flows", exact=True).click()
+    page.get_by_label("Name of the new flow").fill("Second")
+    page.get_by_role("button", name="Create flow").click()
+    expect(page.locator("#node-trigger")).to_be_visible()
+    page.locator("#canvas-viewport").focus()
+    page.keyboard.press("Control+v")
+    expect(page.locator("#node-template")).to_be_visible()
+    expect(page.locator("#node-template_2")).to_be_visible()
+    page.get_by_role("button", name="Save draft").click()
+    expect(page.get_by_text("Draft saved")).to_be_visible()
+    second = Flow.objects.get(owner__username="lee", name="Second")
+    assert sorted(s["id"] for s in second.document["steps"]) == ["template", "template_2"]
+
+
+def test_leaving_with_unsaved_changes_asks_first(page):
+    new_flow(page, "mo", "Unsaved")
+    page.get_by_role("button", name="Filter", exact=True).click()
+    page.get_by_role("link", name="Overview").click()
+    dialog = page.get_by_role("dialog", name="Leave with unsaved changes?")
+    expect(dialog).to_be_visible()
+    dialog.get_by_role("button", name="Stay here").click()
+    expect(page.locator("#node-filter")).to_be_visible()
+    page.get_by_role("link", name="Overview").click()
+    dialog.get_by_role("button", name="Save and leave").click()
+    expect(page.get_by_role("heading", name="Unsaved")).to_be_visible()
+    assert Flow.objects.get(owner__username="mo").document["steps"][0]["id"] == "filter"
+
+    # Closing the tab with changes gets the browser's own warning.
+    page.go_back()
+    page.get_by_role("button", name="Template text", exact=True).click()
+    asked = []
+    page.on("dialog", lambda d: (asked.append(d.type), d.accept()))
+    watcher = page.context.new_page()
+    page.close(run_before_unload=True)
+    watcher.wait_for_timeout(500)
+    assert asked == ["beforeunload"]
+
+
+def test_a_second_tab_is_told_the_draft_changed_instead_of_overwriting_it(page):
+    new_flow(page, "nia", "Two tabs")
+    other = page.context.new_page()
+    other.goto(page.url)
+    expect(other.locator("#node-trigger")).to_be_visible()
+
+    page.get_by_role("button", name="Filter", exact=True).click()
+    page.get_by_role("button", name="Save draft").click()
+    expect(page.locator("#builder-status")).to_contain_text("Draft saved")
+
+    other.get_by_role("button", name="Template text", exact=True).click()
+    other.get_by_role("button", name="Save draft").click()
+    expect(other.get_by_text("Not saved: this draft was changed elsewhere")).to_be_visible()
+    steps = Flow.objects.get(owner__username="nia").document["steps"]
+    assert [s["id"] for s in steps] == ["filter"]
+    other.get_by_role("button", name="Overwrite with my version").click()
+    expect(other.locator("#builder-status")).to_contain_text("Draft saved")
+    steps = Flow.objects.get(owner__username="nia").document["steps"]
+    assert [s["id"] for s in steps] == ["template"]
+
+    # The first tab is now behind: it reloads to get the other tab's version.
+    page.get_by_role("button", name="Save draft").click()
+    page.get_by_role("button", name="Reload the draft").click()
+    expect(page.locator("#node-template")).to_be_visible()
+    expect(page.locator("#node-filter")).to_have_count(0)
+
+
+def test_a_python_node_keeps_one_code_editor_after_a_save_with_problems(page):
+    new_flow(page, "ola", "One editor")
+    page.get_by_role("button", name="Python code", exact=True).click()
+    page.get_by_role("button", name="Template text", exact=True).click()
+    page.locator("#node-python").click()
+    expect(page.locator("#inspector .CodeMirror")).to_have_count(1)
+    with page.expect_response("**/builder/node/"):
+        page.get_by_role("button", name="Save draft").click()
+    expect(page.locator("#node-template")).to_have_class(re.compile("has-errors"))
+    page.wait_for_timeout(300)
+    expect(page.locator("#inspector .CodeMirror")).to_have_count(1)
+    expect(page.locator("#param-source")).to_be_hidden()
+
+
+def test_the_canvas_works_from_the_keyboard_and_announces_the_selection(page):
+    new_flow(page, "pat", "Keys")
+    # The skip link reaches the canvas; Tab goes on to the nodes.
+    page.locator("#flow-name").focus()
+    page.keyboard.press("Shift+Tab")
+    expect(page.get_by_role("link", name="Skip to the canvas")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.locator("#canvas-viewport")).to_be_focused()
+    page.keyboard.press("Tab")
+    expect(page.locator("#node-trigger")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.locator("#canvas-live")).to_have_text("Selected the trigger (Manual).")
+
+    # A block found by typing, added with Enter, connected with a checkbox.
+    page.get_by_label("Search blocks").focus()
+    page.keyboard.type("filter")
+    page.keyboard.press("Enter")
+    expect(page.locator("#node-filter")).to_be_focused()
+    expect(page.locator("#canvas-live")).to_contain_text("Selected step filter (Filter)")
+    page.get_by_label("Search blocks").fill("template")
+    page.keyboard.press("Enter")
+    page.get_by_label("the trigger", exact=True).focus()
+    page.keyboard.press("Space")
+    page.keyboard.press("Control+s")
+    expect(page.locator("#builder-status")).to_contain_text("Draft saved")
+    edges = Flow.objects.get(owner__username="pat").document["edges"]
+    assert sorted(edges) == [
+        ["filter", "out", "template"],
+        ["trigger", "out", "filter"],
+        ["trigger", "out", "template"],
+    ]
+    check_basics(page)
