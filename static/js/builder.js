@@ -1255,6 +1255,11 @@
     if (unplaced && doc.steps.length) { arrange(); history.undos = []; historyChanged(history); dirty = false; announce(""); }
     if (!view.shows(allBounds())) view.fit(allBounds());
 
+    var resizing = null;
+    window.addEventListener("resize", function () {
+      clearTimeout(resizing);
+      resizing = setTimeout(function () { if (!view.shows(allBounds())) view.fit(allBounds()); }, 150);
+    });
     viewport.addEventListener("pointerdown", onPointerDown);
     viewport.addEventListener("wheel", onWheel, { passive: false });
     // Focusing a node out of view scrolls the viewport: turn that into a pan.
