@@ -923,7 +923,15 @@
     var node = e.target.closest(".node");
     if (spaceHeld || (!node && !e.target.closest(".edge-hit"))) {
       e.preventDefault();
+      viewport.focus({ preventScroll: true });
       if (e.shiftKey && !spaceHeld) return rubberBand(e);
+      // A click on the background (no drag) clears the selection.
+      var from = { x: e.clientX, y: e.clientY };
+      if (!spaceHeld) {
+        document.addEventListener("pointerup", function (ev) {
+          if (Math.abs(ev.clientX - from.x) + Math.abs(ev.clientY - from.y) < 4 && selection.length) setSelection([]);
+        }, { once: true });
+      }
       return view.startPan(e);
     }
     if (!node) return;
@@ -1060,7 +1068,7 @@
     }
     if (mod && key === "a" && e.target.closest(".canvas-viewport")) { e.preventDefault(); setSelection(nodeIds()); return; }
     if (mod) return;
-    if (e.key === " " && e.target.closest(".canvas-viewport")) {
+    if (e.key === " " && (e.target === document.body || e.target.closest(".canvas-viewport"))) {
       e.preventDefault();
       if (!spaceHeld) { spaceHeld = true; viewport.classList.add("can-pan"); }
       return;
