@@ -5,6 +5,8 @@ refused."""
 
 import json
 
+from django.utils.html import escape
+
 from flows.models import Flow
 from integrations.models import Connection
 
@@ -126,3 +128,17 @@ def test_the_builder_loads_an_old_document_with_port_edges(alice_client, greeter
     )
     assert document["schema"] == "flowbuilder/flow@2"
     assert document["edges"] == [["trigger", "out", "greet"]]
+
+
+def test_a_missing_connection_is_reported_at_the_nodes_picker(alice_client, greeter):
+    message = "step 'chat': capability 'llm.chat' needs a llm connection"
+    body = alice_client.post(
+        f"/flows/{greeter.pk}/builder/node/",
+        {
+            "step": json.dumps(chat("chat")),
+            "errors": json.dumps([{"step": "chat", "field": "kind", "message": message}]),
+        },
+    ).content.decode()
+    shown = escape(message)
+    assert f'<p class="error" id="connection-llm-error">{shown}</p>' in body
+    assert body.count("needs a llm connection") == 1

@@ -331,6 +331,10 @@ def connection_pickers(
     this step is bound to, and the alias it goes through when the flow has several."""
     pickers = []
     services = step_services(block, step)
+    # The compiler reports a block's missing binding on its "kind"; it belongs to the picker.
+    primary_error = field_errors.get("connection") or (
+        field_errors.get("kind") if block and block.service else None
+    )
     chosen = step.get("connection")
     for index, service in enumerate(services):
         of_service = sorted(a for a, spec in aliases.items() if spec.get("service") == service)
@@ -348,7 +352,7 @@ def connection_pickers(
                 "alias": alias,
                 "show_alias": len(of_service) > 1,
                 "bound": bound,
-                "error": error or (field_errors.get("connection") if index == 0 else None),
+                "error": error or (primary_error if index == 0 else None),
                 "creatable": service in SERVICE_FORMS,
                 "connections": Connection.objects.owned_by(request.user)
                 .filter(service=service)
@@ -377,6 +381,12 @@ def builder_node_form(request: HttpRequest, flow_id: int) -> HttpResponse:
     config = step.get("config") if isinstance(step.get("config"), dict) else {}
     is_trigger = step.get("id") == "trigger"
     param_names = {p.name for p in block.params} if block else set()
+    pickers = connection_pickers(
+        request, block, step, posted_connections(request, flow), field_errors
+    )
+    # Errors a picker shows are not repeated at the end of the form.
+    shown = {"connection"} | ({"kind"} if block and block.service else set()) if pickers else set()
+    shown |= {f"connections.{p['alias']}" for p in pickers if p["alias"]}
     context = {
         "flow": flow,
         "step": step,
@@ -386,14 +396,14 @@ def builder_node_form(request: HttpRequest, flow_id: int) -> HttpResponse:
         if block
         else [],
         "general_errors": [e.get("message", "") for e in errors if not e.get("field")],
-        "other_errors": {k: v for k, v in field_errors.items() if k not in param_names},
+        "other_errors": {
+            k: v for k, v in field_errors.items() if k not in param_names and k not in shown
+        },
         "trigger_blocks": blocks_by_category().get("trigger", []),
         "grant_groups": grant_choices() if block and block.category == "code" else [],
         "grants": step.get("grants") or [],
         "limits": step.get("limits") or {},
-        "pickers": connection_pickers(
-            request, block, step, posted_connections(request, flow), field_errors
-        ),
+        "pickers": pickers,
         "artifacts": Artifact.objects.owned_by(request.user).order_by("-created_at")[:20],
     }
     return render(request, "web/_node_form.html", context)
