@@ -1336,6 +1336,8 @@
       if (errors.length) announce(errors.length + " problem" + (errors.length > 1 ? "s" : "") + " to fix");
     });
     document.body.addEventListener("flow-saved", function (e) { onSaved(e.detail || {}); });
+    // A refused save (a changed draft, a broken document) keeps the user here.
+    document.body.addEventListener("htmx:afterRequest", function (e) { if (e.detail.failed) leaveTo = null; });
     document.body.addEventListener("connection-created", function (e) { connectionCreated(e.detail || {}); });
     $("#connection-dialog").addEventListener("close", connectionDialogClosed);
     $("#connection-dialog").addEventListener("click", function (e) {
