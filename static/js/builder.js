@@ -1198,7 +1198,7 @@
     if (detail.connections) doc.connections = detail.connections;
     if (changes === savedChanges) {
       dirty = false;
-      announce("All changes saved");
+      announce("");
     }
     if (leaveTo) window.location.href = leaveTo;
   }

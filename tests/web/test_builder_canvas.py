@@ -311,6 +311,18 @@ def test_the_canvas_fits_arranges_zooms_and_pans(page):
     assert node_box(page, "a")["x"] == pytest.approx(after["x"] + 60, abs=1)
     assert node_box(page, "b")["x"] == pytest.approx(b_before["x"] + 60, abs=1)
 
+    # Shift+drag on the background selects the nodes it covers.
+    page.get_by_role("button", name="Fit to view").click()
+    top_left = node_box(page, "trigger")
+    bottom = node_box(page, "c")
+    page.keyboard.down("Shift")
+    page.mouse.move(top_left["x"] - 10, top_left["y"] - 10)
+    page.mouse.down()
+    page.mouse.move(bottom["x"] + bottom["width"] + 5, bottom["y"] + bottom["height"] + 5, steps=5)
+    page.mouse.up()
+    page.keyboard.up("Shift")
+    expect(page.get_by_role("heading", name="4 nodes selected")).to_be_visible()
+
     # A block dragged from the palette lands where it is dropped.
     page.get_by_role("button", name="Filter", exact=True).drag_to(
         page.locator("#canvas-viewport"), target_position={"x": 300, "y": 60}
