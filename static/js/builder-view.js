@@ -139,5 +139,30 @@
     return place;
   }
 
-  window.FlowBuilderView = { View: View, layered: layered };
+  // Positions for a whole flow: the top-level nodes by layers from (40, 40), and each loop's body
+  // laid out the same way in a box under its loop node. `bodies` maps a loop id to its body's ids.
+  function arrange(top, bodies, pairs, size) {
+    function extent(ids) {
+      var places = block(ids, { x: 0, y: 0 });
+      var w = 0, h = 0;
+      Object.keys(places).forEach(function (id) {
+        w = Math.max(w, places[id].x + size(id).w);
+        h = Math.max(h, places[id].y + size(id).h);
+      });
+      return { w: w + 32, h: h + 70 };
+    }
+    function room(id) { return bodies[id] ? extent(bodies[id]) : { w: 0, h: 0 }; }
+    function block(ids, origin) {
+      var places = layered(ids, pairs, size, room, origin);
+      ids.forEach(function (id) {
+        if (!bodies[id]) return;
+        var inner = block(bodies[id], { x: places[id].x + 16, y: places[id].y + size(id).h + 60 });
+        Object.keys(inner).forEach(function (b) { places[b] = inner[b]; });
+      });
+      return places;
+    }
+    return block(top, { x: 40, y: 40 });
+  }
+
+  window.FlowBuilderView = { View: View, layered: layered, arrange: arrange };
 })();

@@ -1,7 +1,10 @@
 // The builder canvas: nodes for the trigger and steps with the output ports their blocks declare,
 // edges [from, port, to] between them, loop bodies drawn as a box, a node form from the server
 // for the selected node. The flow document is the state; payload() hands it to htmx.
-// Zoom, pan and layout live in builder-view.js; undo/redo and the clipboard in builder-history.js.
+// The other concerns have a file each: the document as a graph (builder-graph.js), connection
+// aliases (builder-connections.js), zoom, pan and layout (builder-view.js), undo/redo and the
+// clipboard (builder-history.js), the palette (builder-palette.js), the code editor
+// (builder-code.js).
 (function () {
   "use strict";
 
@@ -10,10 +13,11 @@
   var PORT_GAP = 22;
   var STEP_ID = /^[a-z][a-z0-9_]{0,62}$/;
   var SCHEMA = "flowbuilder/flow@2";
-  var ERROR_PORT = "error";
+  var G = window.FlowBuilderGraph;
+  var ERROR_PORT = G.ERROR_PORT;
 
   var root, canvas, svg, viewport, inspector, dirtyLabel, live;
-  var doc, catalog, capServices, view, history;
+  var doc, catalog, connections, view, history;
   var selection = [];
   var selectedEdge = null;
   var errors = [];
@@ -46,39 +50,10 @@
   function nodeName(id) { return id === "trigger" ? "the trigger" : "step " + id; }
   function selected() { return selection.length === 1 ? selection[0] : null; }
 
-  function nodeIds() {
-    return ["trigger"].concat(doc.steps.map(function (s) { return s.id; }));
-  }
-
-  function stepById(id) {
-    if (id === "trigger") return { id: "trigger", kind: doc.trigger.kind, config: doc.trigger.config || {} };
-    return doc.steps.find(function (s) { return s.id === id; }) || null;
-  }
-
-  // The ports of a node, as flows.catalog.block_ports computes them: the block's own, those named
-  // by the items of its `ports_from` list (before "default"), and "error" last for steps.
-  function portsOf(id) {
-    var step = stepById(id);
-    var info = (step && catalog[step.kind]) || {};
-    var ports = (info.ports || ["out"]).slice();
-    if (info.ports_from) {
-      var items = (step.config || {})[info.ports_from];
-      (Array.isArray(items) ? items : []).forEach(function (item) {
-        var port = item && item.port;
-        if (typeof port === "string" && port && ports.indexOf(port) < 0) {
-          var at = ports.indexOf("default");
-          ports.splice(at < 0 ? ports.length : at, 0, port);
-        }
-      });
-    }
-    if (id !== "trigger") ports.push(ERROR_PORT);
-    return ports;
-  }
-
-  function hasBody(id) {
-    var step = stepById(id);
-    return !!(step && catalog[step.kind] && catalog[step.kind].has_body);
-  }
+  function nodeIds() { return G.nodeIds(doc); }
+  function stepById(id) { return G.stepById(doc, id); }
+  function portsOf(id) { return G.portsOf(doc, catalog, id); }
+  function hasBody(id) { return G.hasBody(doc, catalog, id); }
 
   function nodeHeight(id) { return Math.max(60, 14 + portsOf(id).length * PORT_GAP); }
 
@@ -96,29 +71,6 @@
     return doc.layout[id];
   }
 
-  // Steps run in the order the edges give; ties keep the list order (as the compiler does).
-  function orderedSteps() {
-    var ids = doc.steps.map(function (s) { return s.id; });
-    var remaining = {};
-    ids.forEach(function (id) { remaining[id] = 0; });
-    doc.edges.forEach(function (e) { if (e[2] in remaining && e[0] !== e[2] && e[0] !== "trigger") remaining[e[2]] += 1; });
-    var order = [];
-    var ready = ids.filter(function (id) { return remaining[id] === 0; });
-    while (ready.length) {
-      ready.sort(function (a, b) { return ids.indexOf(a) - ids.indexOf(b); });
-      var current = ready.shift();
-      order.push(current);
-      doc.edges.forEach(function (e) {
-        if (e[0] === current && e[2] in remaining && e[0] !== e[2]) {
-          remaining[e[2]] -= 1;
-          if (remaining[e[2]] === 0) ready.push(e[2]);
-        }
-      });
-    }
-    ids.forEach(function (id) { if (order.indexOf(id) < 0) order.push(id); });
-    return order.map(stepById);
-  }
-
   function serialize() {
     var name = $("#flow-name").value.trim();
     if (name) doc.name = name;
@@ -126,7 +78,7 @@
     var layout = {};
     nodeIds().forEach(function (id) { layout[id] = position(id); });
     doc.layout = layout;
-    doc.steps = orderedSteps();
+    doc.steps = G.orderedSteps(doc);
     savedChanges = changes;
     return JSON.stringify(doc);
   }
@@ -504,99 +456,15 @@
   }
 
   function setUpCodeEditor() {
-    editor = null;
-    var textarea = $("textarea[data-code]", inspector);
-    if (!textarea || !window.CodeMirror || textarea.dataset.editor) return;
-    textarea.dataset.editor = "codemirror";
-    var escaped = false;
-    editor = CodeMirror.fromTextArea(textarea, {
-      mode: "python",
-      lineNumbers: true,
-      indentUnit: 4,
-      viewportMargin: Infinity,
-      extraKeys: {
-        Esc: function () { escaped = true; },
-        Tab: function (cm) {
-          if (escaped) return CodeMirror.Pass;
-          if (cm.somethingSelected()) cm.indentSelection("add");
-          else cm.replaceSelection("    ", "end");
-        },
-        "Shift-Tab": function (cm) {
-          if (escaped) return CodeMirror.Pass;
-          cm.indentSelection("subtract");
-        }
-      }
-    });
-    var input = editor.getInputField();
-    input.setAttribute("aria-labelledby", textarea.id + "-label");
-    var label = $('label[for="' + textarea.id + '"]', inspector);
-    if (label) { label.id = textarea.id + "-label"; label.addEventListener("click", function () { editor.focus(); }); }
-    input.addEventListener("keydown", function (e) { if (e.key !== "Escape" && e.key !== "Tab") escaped = false; });
-    editor.on("focus", function () { escaped = false; });
-    editor.on("change", function () {
-      editor.save();
-      textarea.dispatchEvent(new Event("input", { bubbles: true }));
-    });
+    editor = window.FlowBuilderCode.setUp(inspector) || editor;
   }
 
   // ---- Connections of a node ----------------------------------------------------------------
 
-  function servicesOf(step) {
-    var info = catalog[step.kind] || {};
-    if (info.service) return [info.service];
-    var names = (info.capabilities || []).concat(info.category === "code" ? step.grants || [] : []);
-    var services = [];
-    names.forEach(function (name) {
-      var service = capServices[name];
-      if (service && services.indexOf(service) < 0) services.push(service);
-    });
-    return services;
-  }
+  function servicesOf(step) { return connections.servicesOf(step); }
 
-  function aliasesOf(service) {
-    var all = doc.connections || {};
-    return Object.keys(all).filter(function (a) { return all[a] && all[a].service === service; }).sort();
-  }
-
-  // The alias a step goes through for a service: the one it names, or the flow's only one.
-  function aliasUsed(step, service) {
-    var of = aliasesOf(service);
-    if (step.connection && of.indexOf(step.connection) >= 0) return step.connection;
-    return of.length === 1 ? of[0] : null;
-  }
-
-  function stepsUsing(alias, service) {
-    return doc.steps.filter(function (s) {
-      return servicesOf(s).indexOf(service) >= 0 && aliasUsed(s, service) === alias;
-    });
-  }
-
-  // Bind a step to one of the owner's connections: reuse the alias already bound to it, or the
-  // step's own alias when no other step shares it, or make a new alias named after the service.
   function bindConnection(step, service, connectionId, primary) {
-    doc.connections = doc.connections || {};
-    var all = doc.connections;
-    var of = aliasesOf(service);
-    var alias = of.find(function (a) { return all[a].connection === connectionId; });
-    var current = aliasUsed(step, service);
-    if (!alias && current && stepsUsing(current, service).every(function (s) { return s === step; })) {
-      alias = current;
-      all[alias].connection = connectionId;
-    }
-    if (!alias) {
-      // Steps that relied on the flow having one alias of this service keep the one they had.
-      if (of.length === 1) {
-        doc.steps.forEach(function (s) {
-          if (s !== step && servicesOf(s)[0] === service && !s.connection) s.connection = of[0];
-        });
-      }
-      alias = service;
-      var n = 1;
-      while (all[alias]) { n += 1; alias = service + "_" + n; }
-      all[alias] = { service: service, connection: connectionId };
-    }
-    if (primary) step.connection = alias;
-    return alias;
+    return connections.bind(doc, step, service, connectionId, primary);
   }
 
   function pickConnection(select) {
@@ -664,26 +532,13 @@
 
   // ---- Editing the graph -------------------------------------------------------------------
 
-  function uniqueId(base) {
-    base = base.toLowerCase().replace(/[^a-z0-9_]/g, "_");
-    if (!/^[a-z]/.test(base)) base = "step_" + base;
-    var id = base, n = 1;
-    while (id === "trigger" || stepById(id)) { n += 1; id = base + "_" + n; }
-    return id;
-  }
-
-  function kindBase(kind) {
-    var parts = kind.split(".");
-    return parts.length > 1 ? parts.slice(1).join("_") : kind;
-  }
-
   // A new step joins after the selected node (or the last one): into the body of a loop node,
   // beside a body step inside its loop, after anything else on its first port.
   function addStep(kind, at) {
     var info = catalog[kind] || {};
     remember();
-    var id = uniqueId(kindBase(kind));
-    var from = selected() || lastNode();
+    var id = G.uniqueId(doc, G.kindBase(kind));
+    var from = selected() || G.lastNode(doc);
     var fromStep = stepById(from);
     var port = hasBody(from) ? "body" : portsOf(from)[0];
     var step = { id: id, kind: kind, config: clone(info.defaults || {}) };
@@ -707,14 +562,6 @@
     announce("Added step " + id + " after " + nodeName(from) + ". Unsaved changes");
   }
 
-  function lastNode() {
-    var ids = nodeIds();
-    var withOut = {};
-    doc.edges.forEach(function (e) { withOut[e[0]] = true; });
-    var ends = ids.filter(function (id) { return !withOut[id] && !(stepById(id).parent); });
-    return ends.length ? ends[ends.length - 1] : ids[ids.length - 1];
-  }
-
   function freeSpot(x, y) {
     var taken = function (px, py) {
       return nodeIds().some(function (id) {
@@ -727,11 +574,7 @@
   }
 
   function addEdge(from, port, to) {
-    if (from === to || to === "trigger") return false;
-    if (doc.edges.some(function (e) { return e[0] === from && e[1] === port && e[2] === to; })) return false;
-    doc.edges.push([from, port, to]);
-    // A step reached from a loop's body port runs in that body.
-    if (port === "body" && hasBody(from)) stepById(to).parent = from;
+    if (!G.addEdge(doc, catalog, from, port, to)) return false;
     renderEdges();
     return true;
   }
@@ -744,14 +587,11 @@
   function deleteSteps(ids) {
     ids = ids.filter(function (id) { return id !== "trigger" && stepById(id); });
     if (!ids.length) return;
-    // A loop goes with its body.
-    doc.steps.forEach(function (s) { if (s.parent && ids.indexOf(s.parent) >= 0 && ids.indexOf(s.id) < 0) ids.push(s.id); });
+    ids = G.withBodies(doc, ids);
     remember();
     var gone = function (id) { return ids.indexOf(id) >= 0; };
     var before = doc.edges.find(function (e) { return gone(e[2]) && !gone(e[0]); });
-    doc.steps = doc.steps.filter(function (s) { return !gone(s.id); });
-    doc.edges = doc.edges.filter(function (e) { return !gone(e[0]) && !gone(e[2]); });
-    ids.forEach(function (id) { delete doc.layout[id]; });
+    G.removeSteps(doc, ids);
     errors = errors.filter(function (e) { return !gone(e.step); });
     renderNodes();
     setSelection([]);
@@ -764,23 +604,7 @@
   // ---- Copy, paste, duplicate ----------------------------------------------------------------
 
   function copiedPiece(ids) {
-    ids = ids.filter(function (id) { return id !== "trigger" && stepById(id); });
-    doc.steps.forEach(function (s) { if (s.parent && ids.indexOf(s.parent) >= 0 && ids.indexOf(s.id) < 0) ids.push(s.id); });
-    if (!ids.length) return null;
-    var steps = ids.map(function (id) { return clone(stepById(id)); });
-    var aliases = {};
-    steps.forEach(function (s) {
-      servicesOf(s).forEach(function (service) {
-        var alias = aliasUsed(s, service);
-        if (alias) aliases[alias] = clone(doc.connections[alias]);
-      });
-    });
-    return {
-      steps: steps,
-      edges: doc.edges.filter(function (e) { return ids.indexOf(e[0]) >= 0 && ids.indexOf(e[2]) >= 0; }),
-      layout: ids.reduce(function (acc, id) { acc[id] = clone(position(id)); return acc; }, {}),
-      connections: aliases
-    };
+    return G.piece(doc, ids, function (step) { return connections.aliasesUsed(doc, step); });
   }
 
   function copySelection() {
@@ -794,30 +618,7 @@
   function paste(piece) {
     if (!piece || !Array.isArray(piece.steps) || !piece.steps.length) return;
     remember();
-    var renamed = {};
-    piece.steps.forEach(function (s) {
-      var id = uniqueId(String(s.id || "step"));
-      renamed[s.id] = id;
-      doc.steps.push({ id: id });
-    });
-    doc.connections = doc.connections || {};
-    Object.keys(piece.connections || {}).forEach(function (alias) {
-      if (!doc.connections[alias]) doc.connections[alias] = piece.connections[alias];
-    });
-    piece.steps.forEach(function (s) {
-      var copy = clone(s);
-      copy.id = renamed[s.id];
-      if (copy.parent) copy.parent = renamed[copy.parent] || (stepById(copy.parent) ? copy.parent : undefined);
-      if (!copy.parent) delete copy.parent;
-      var at = doc.steps.findIndex(function (x) { return x.id === copy.id; });
-      doc.steps[at] = copy;
-      var p = (piece.layout || {})[s.id] || { x: 40, y: 40 };
-      doc.layout[copy.id] = { x: p.x + 40, y: p.y + 40 };
-    });
-    (piece.edges || []).forEach(function (e) {
-      if (renamed[e[0]] && renamed[e[2]]) doc.edges.push([renamed[e[0]], e[1], renamed[e[2]]]);
-    });
-    var ids = piece.steps.map(function (s) { return renamed[s.id]; });
+    var ids = G.paste(doc, piece);
     markDirty("Pasted " + ids.join(", ") + ". Unsaved changes");
     renderNodes();
     setSelection(ids);
@@ -887,30 +688,12 @@
   // its loop node.
   function arrange() {
     remember();
-    var layered = window.FlowBuilderView.layered;
     var pairs = doc.edges.map(function (e) { return [e[0], e[2]]; });
     var bodies = {};
     doc.steps.forEach(function (s) { if (s.parent && stepById(s.parent)) (bodies[s.parent] = bodies[s.parent] || []).push(s.id); });
-    var bodyPlaces = {};
-    Object.keys(bodies).forEach(function (parent) {
-      bodyPlaces[parent] = layered(bodies[parent], pairs, size, function () { return { w: 0, h: 0 }; }, { x: 0, y: 0 });
-    });
-    var room = function (id) {
-      if (!bodyPlaces[id]) return { w: 0, h: 0 };
-      var ids = Object.keys(bodyPlaces[id]);
-      var w = 0, h = 0;
-      ids.forEach(function (b) { w = Math.max(w, bodyPlaces[id][b].x + size(b).w); h = Math.max(h, bodyPlaces[id][b].y + size(b).h); });
-      return { w: w + 32, h: h + 70 };
-    };
-    var top = nodeIds().filter(function (id) { return !stepById(id).parent || !stepById(stepById(id).parent); });
-    var places = layered(top, pairs, size, room, { x: 40, y: 40 });
+    var top = nodeIds().filter(function (id) { var p = stepById(id).parent; return !p || !stepById(p); });
+    var places = window.FlowBuilderView.arrange(top, bodies, pairs, size);
     Object.keys(places).forEach(function (id) { doc.layout[id] = places[id]; });
-    Object.keys(bodyPlaces).forEach(function (parent) {
-      var origin = { x: places[parent].x + 16, y: places[parent].y + size(parent).h + 60 };
-      Object.keys(bodyPlaces[parent]).forEach(function (b) {
-        doc.layout[b] = { x: origin.x + bodyPlaces[parent][b].x, y: origin.y + bodyPlaces[parent][b].y };
-      });
-    });
     markDirty("Arranged the nodes. Unsaved changes");
     renderNodes();
     fitView();
@@ -1141,56 +924,6 @@
     if (selected()) loadForm(selected());
   }
 
-  // ---- The palette ---------------------------------------------------------------------------
-
-  function filterPalette() {
-    var words = $("#palette-search").value.trim().toLowerCase();
-    var shown = 0;
-    $all(".palette-item").forEach(function (btn) {
-      var text = (btn.textContent + " " + btn.dataset.kind + " " + (btn.title || "")).toLowerCase();
-      var match = !words || words.split(/\s+/).every(function (w) { return text.indexOf(w) >= 0; });
-      btn.parentElement.hidden = !match;
-      if (match) shown += 1;
-    });
-    $all(".palette-group").forEach(function (group) {
-      group.hidden = !$all("li", group).some(function (li) { return !li.hidden; });
-    });
-    $("#palette-empty").hidden = shown > 0;
-  }
-
-  // Drag a block from the palette onto the canvas; a click (no drag) adds it as before.
-  function paletteDrag(e) {
-    var btn = e.target.closest(".palette-item");
-    if (!btn || e.button !== 0) return;
-    var start = { x: e.clientX, y: e.clientY };
-    var ghost = null;
-    function move(ev) {
-      if (!ghost && Math.abs(ev.clientX - start.x) + Math.abs(ev.clientY - start.y) < 6) return;
-      if (!ghost) {
-        ghost = document.createElement("div");
-        ghost.className = "palette-ghost";
-        ghost.textContent = btn.textContent;
-        document.body.appendChild(ghost);
-      }
-      ghost.style.left = ev.clientX + 8 + "px";
-      ghost.style.top = ev.clientY + 8 + "px";
-    }
-    function up(ev) {
-      document.removeEventListener("pointermove", move);
-      document.removeEventListener("pointerup", up);
-      if (!ghost) return;
-      ghost.remove();
-      btn.dataset.dragged = "1";
-      setTimeout(function () { delete btn.dataset.dragged; }, 0);
-      var rect = viewport.getBoundingClientRect();
-      if (ev.clientX < rect.left || ev.clientX > rect.right || ev.clientY < rect.top || ev.clientY > rect.bottom) return;
-      var p = view.toCanvas(ev.clientX, ev.clientY);
-      addStep(btn.dataset.kind, { x: p.x - NODE_W / 2, y: p.y - 20 });
-    }
-    document.addEventListener("pointermove", move);
-    document.addEventListener("pointerup", up);
-  }
-
   // ---- Saving and leaving -------------------------------------------------------------------
 
   function onSaved(detail) {
@@ -1233,15 +966,6 @@
 
   // ---- Start -------------------------------------------------------------------------------
 
-  function normalise(document) {
-    document.trigger = document.trigger || { kind: "trigger.manual", config: {} };
-    document.steps = document.steps || [];
-    document.edges = (document.edges || []).map(function (e) { return e.length === 2 ? [e[0], "out", e[1]] : e; });
-    document.layout = document.layout || {};
-    document.connections = document.connections || {};
-    return document;
-  }
-
   function init() {
     root = $("#builder");
     if (!root) return;
@@ -1252,9 +976,10 @@
     dirtyLabel = $("#dirty");
     live = $("#canvas-live");
     revision = root.dataset.revision || "";
-    doc = normalise(JSON.parse($("#flow-document").textContent));
+    doc = G.normalise(JSON.parse($("#flow-document").textContent));
     catalog = JSON.parse($("#block-catalog").textContent);
-    capServices = JSON.parse($("#capability-services").textContent);
+    connections = new window.FlowBuilderConnections.Connections(
+      catalog, JSON.parse($("#capability-services").textContent));
     history = new window.FlowBuilderHistory.History(historyChanged);
     historyChanged(history);
     view = new window.FlowBuilderView.View(viewport, canvas, zoomChanged);
@@ -1291,16 +1016,16 @@
     $("#arrange").addEventListener("click", arrange);
     $("#undo").addEventListener("click", undo);
     $("#redo").addEventListener("click", redo);
-    $("#palette-search").addEventListener("input", filterPalette);
-    $("#palette-search").addEventListener("keydown", function (e) {
-      if (e.key !== "Enter") return;
-      e.preventDefault();
-      var first = $all(".palette-item").find(function (b) { return !b.parentElement.hidden; });
-      if (first) addStep(first.dataset.kind);
-    });
-    $(".palette").addEventListener("pointerdown", paletteDrag);
-    $all(".palette-item").forEach(function (btn) {
-      btn.addEventListener("click", function () { if (!btn.dataset.dragged) addStep(btn.dataset.kind); });
+    new window.FlowBuilderPalette.Palette({
+      palette: $(".palette"),
+      search: $("#palette-search"),
+      empty: $("#palette-empty"),
+      viewport: viewport,
+      add: function (kind, point) {
+        if (!point) return addStep(kind);
+        var p = view.toCanvas(point.x, point.y);
+        addStep(kind, { x: p.x - NODE_W / 2, y: p.y - 20 });
+      }
     });
     $("#flow-name").addEventListener("input", function () { remember("name"); markDirty(); });
     inspector.addEventListener("focusin", function (e) {
