@@ -10,14 +10,13 @@
 
   var NODE_W = 190;
   var GRID = 10;
-  var PORT_GAP = 22;
   var STEP_ID = /^[a-z][a-z0-9_]{0,62}$/;
   var SCHEMA = "flowbuilder/flow@2";
   var G = window.FlowBuilderGraph;
   var ERROR_PORT = G.ERROR_PORT;
 
   var root, canvas, svg, viewport, inspector, dirtyLabel, live;
-  var doc, catalog, connections, view, history;
+  var doc, catalog, connections, drawing, view, history;
   var selection = [];
   var selectedEdge = null;
   var errors = [];
@@ -55,21 +54,8 @@
   function portsOf(id) { return G.portsOf(doc, catalog, id); }
   function hasBody(id) { return G.hasBody(doc, catalog, id); }
 
-  function nodeHeight(id) { return Math.max(60, 14 + portsOf(id).length * PORT_GAP); }
-
-  function size(id) {
-    var el = document.getElementById("node-" + id);
-    return { w: el ? el.offsetWidth : NODE_W, h: el ? el.offsetHeight : nodeHeight(id) };
-  }
-
-  function position(id) {
-    doc.layout = doc.layout || {};
-    if (!doc.layout[id]) {
-      var index = nodeIds().indexOf(id);
-      doc.layout[id] = { x: 40 + index * (NODE_W + 60), y: 120 + (index % 2) * 40 };
-    }
-    return doc.layout[id];
-  }
+  function size(id) { return drawing.size(doc, id); }
+  function position(id) { return drawing.position(doc, id); }
 
   function serialize() {
     var name = $("#flow-name").value.trim();
@@ -98,126 +84,16 @@
 
   function remember(key) { history.record(snapshot(), key); }
 
-  // ---- Rendering -------------------------------------------------------------------------
+  // ---- Rendering (builder-render.js) ---------------------------------------------------------
 
   function errorsFor(id) { return errors.filter(function (e) { return e.step === id; }); }
-
   function portLabel(port) { return port === ERROR_PORT ? "on error" : port; }
-
-  function renderNodes() {
-    $all(".node, .group", canvas).forEach(function (el) { el.remove(); });
-    renderGroups();
-    nodeIds().forEach(function (id) {
-      var step = stepById(id);
-      var pos = position(id);
-      var el = document.createElement("div");
-      var problems = errorsFor(id).length;
-      var on = selection.indexOf(id) >= 0;
-      var ports = portsOf(id);
-      var regular = ports.filter(function (p) { return p !== ERROR_PORT; });
-      el.className = "node" + (id === "trigger" ? " trigger" : "") + (on ? " selected" : "") +
-        (problems ? " has-errors" : "") + (step.parent ? " in-body" : "") + (regular.length > 1 ? " labelled" : "");
-      el.id = "node-" + id;
-      el.dataset.id = id;
-      el.tabIndex = 0;
-      el.setAttribute("role", "button");
-      el.setAttribute("aria-pressed", on ? "true" : "false");
-      el.setAttribute("aria-label", (id === "trigger" ? "Trigger: " : "Step " + id + ": ") +
-        blockTitle(step.kind) + (problems ? ", " + problems + " problem" + (problems > 1 ? "s" : "") : ""));
-      el.style.left = pos.x + "px";
-      el.style.top = pos.y + "px";
-      el.style.minHeight = nodeHeight(id) + "px";
-      el.innerHTML = (id === "trigger" ? "" : '<span class="port in" aria-hidden="true"></span>') +
-        '<span class="node-title"></span><span class="node-kind"></span>' +
-        (problems ? '<span class="node-errors">' + problems + " problem" + (problems > 1 ? "s" : "") + "</span>" : "");
-      $(".node-title", el).textContent = id === "trigger" ? "Trigger" : (step.name || id);
-      $(".node-kind", el).textContent = blockTitle(step.kind);
-      ports.forEach(function (port, i) {
-        var dot = document.createElement("span");
-        dot.className = "port " + (port === ERROR_PORT ? "error" : "out");
-        dot.dataset.port = port;
-        dot.setAttribute("aria-hidden", "true");
-        dot.title = "Drag to another node: it runs " + (port === ERROR_PORT ? "when this step fails" : "after “" + port + "”");
-        dot.style.top = ((i + 1) * nodeHeight(id) / (ports.length + 1)) + "px";
-        if (regular.length > 1 || port === ERROR_PORT) {
-          var label = document.createElement("span");
-          label.className = "port-label";
-          label.textContent = port;
-          dot.appendChild(label);
-        }
-        el.appendChild(dot);
-      });
-      canvas.appendChild(el);
-    });
-    renderEdges();
-  }
-
-  // A loop's body steps (those with "parent") sit in a box under their loop node.
-  function renderGroups() {
-    var parents = {};
-    doc.steps.forEach(function (s) { if (s.parent && stepById(s.parent)) (parents[s.parent] = parents[s.parent] || []).push(s.id); });
-    Object.keys(parents).forEach(function (parent) {
-      var box = boundsOf(parents[parent]);
-      var el = document.createElement("div");
-      el.className = "group";
-      el.id = "group-" + parent;
-      el.style.left = (box.x - 16) + "px";
-      el.style.top = (box.y - 30) + "px";
-      el.style.width = (box.w + 32) + "px";
-      el.style.height = (box.h + 46) + "px";
-      el.innerHTML = '<span class="group-title"></span>';
-      $(".group-title", el).textContent = "Loop body of " + parent;
-      canvas.appendChild(el);
-    });
-  }
-
-  function boundsOf(ids) {
-    var x1 = Infinity, y1 = Infinity, x2 = -Infinity, y2 = -Infinity;
-    ids.forEach(function (id) {
-      var p = position(id), s = size(id);
-      x1 = Math.min(x1, p.x); y1 = Math.min(y1, p.y);
-      x2 = Math.max(x2, p.x + s.w); y2 = Math.max(y2, p.y + s.h);
-    });
-    if (x1 === Infinity) return { x: 0, y: 0, w: 1, h: 1 };
-    return { x: x1, y: y1, w: x2 - x1, h: y2 - y1 };
-  }
-
-  function anchor(id, port) {
-    var pos = position(id);
-    var s = size(id);
-    if (port === null) return { x: pos.x - 9, y: pos.y + s.h / 2 };
-    var ports = portsOf(id);
-    var i = Math.max(0, ports.indexOf(port));
-    return { x: pos.x + s.w, y: pos.y + (i + 1) * nodeHeight(id) / (ports.length + 1) };
-  }
-
-  function curve(a, b) {
-    var dx = Math.max(40, Math.abs(b.x - a.x) / 2);
-    return "M" + a.x + "," + a.y + " C" + (a.x + dx) + "," + a.y + " " + (b.x - dx) + "," + b.y + " " + b.x + "," + b.y;
-  }
-
-  function renderEdges() {
-    var ns = "http://www.w3.org/2000/svg";
-    svg.innerHTML = "";
-    doc.edges.forEach(function (edge, index) {
-      if (!document.getElementById("node-" + edge[0]) || !document.getElementById("node-" + edge[2])) return;
-      var d = curve(anchor(edge[0], edge[1]), anchor(edge[2], null));
-      var hit = document.createElementNS(ns, "path");
-      hit.setAttribute("d", d);
-      hit.setAttribute("class", "edge-hit");
-      hit.dataset.index = index;
-      var line = document.createElementNS(ns, "path");
-      line.setAttribute("d", d);
-      line.setAttribute("class", "edge" + (edge[1] === ERROR_PORT ? " error" : "") + (selectedEdge === index ? " selected" : ""));
-      line.setAttribute("marker-end", "url(#arrow)");
-      line.dataset.edge = edge.join(" ");
-      svg.appendChild(line);
-      svg.appendChild(hit);
-    });
-    var defs = document.createElementNS(ns, "defs");
-    defs.innerHTML = '<marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#57606a"/></marker>';
-    svg.appendChild(defs);
-  }
+  function drawState() { return { selection: selection, errors: errors, selectedEdge: selectedEdge }; }
+  function renderNodes() { drawing.nodes(doc, drawState()); }
+  function renderEdges() { drawing.edges(doc, drawState()); }
+  function boundsOf(ids) { return drawing.bounds(doc, ids); }
+  function anchor(id, port) { return drawing.anchor(doc, id, port); }
+  var curve = window.FlowBuilderRender.curve;
 
   // ---- Selection and the node form ---------------------------------------------------------
 
@@ -978,6 +854,7 @@
     revision = root.dataset.revision || "";
     doc = G.normalise(JSON.parse($("#flow-document").textContent));
     catalog = JSON.parse($("#block-catalog").textContent);
+    drawing = new window.FlowBuilderRender.Drawing(canvas, svg, catalog);
     connections = new window.FlowBuilderConnections.Connections(
       catalog, JSON.parse($("#capability-services").textContent));
     history = new window.FlowBuilderHistory.History(historyChanged);

@@ -477,6 +477,7 @@ def test_the_canvas_works_from_the_keyboard_and_announces_the_selection(page):
     expect(page.locator("#canvas-live")).to_contain_text("Selected step filter (Filter)")
     page.get_by_label("Search blocks").fill("template")
     page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="Step template · Template text")).to_be_visible()
     page.get_by_label("the trigger", exact=True).focus()
     page.keyboard.press("Space")
     page.keyboard.press("Control+s")
