@@ -10,19 +10,15 @@
 
   var NODE_W = 190;
   var GRID = 10;
-  var STEP_ID = /^[a-z][a-z0-9_]{0,62}$/;
   var SCHEMA = "flowbuilder/flow@2";
   var G = window.FlowBuilderGraph;
   var ERROR_PORT = G.ERROR_PORT;
 
   var root, canvas, svg, viewport, inspector, dirtyLabel, live;
-  var doc, catalog, connections, drawing, view, history;
+  var doc, catalog, connections, drawing, view, history, form;
   var selection = [];
   var selectedEdge = null;
   var errors = [];
-  var editor = null;
-  var formFor = null;
-  var focusAfterForm = null;
   var dirty = false;
   var changes = 0;
   var savedChanges = 0;
@@ -30,7 +26,6 @@
   var overwriteNext = false;
   var leaveTo = null;
   var spaceHeld = false;
-  var dialogFor = null;
 
   function $(sel, el) { return (el || document).querySelector(sel); }
   function $all(sel, el) { return Array.prototype.slice.call((el || document).querySelectorAll(sel)); }
@@ -95,7 +90,7 @@
   function anchor(id, port) { return drawing.anchor(doc, id, port); }
   var curve = window.FlowBuilderRender.curve;
 
-  // ---- Selection and the node form ---------------------------------------------------------
+  // ---- Selection (the node form: builder-inspector.js) --------------------------------------
 
   // The side column shows either the selected node's form or the test run panel.
   function showTestPanel(show) {
@@ -126,14 +121,13 @@
     renderEdges();
     if (selection.length === 1) {
       say("Selected " + describe(selection[0]) + ".");
-      loadForm(selection[0]);
+      form.load(selection[0]);
     } else if (selection.length > 1) {
       say(selection.length + " nodes selected: " + selection.join(", ") + ".");
-      showMultiSelection();
+      form.multi();
     } else {
       say("Nothing selected.");
-      formFor = null;
-      inspector.innerHTML = '<p class="muted">Select a node on the canvas to edit it.</p>';
+      form.empty();
     }
   }
 
@@ -143,267 +137,6 @@
     var at = next.indexOf(id);
     if (at >= 0) next.splice(at, 1); else next.push(id);
     setSelection(next);
-  }
-
-  function showMultiSelection() {
-    formFor = null;
-    var steps = selection.filter(function (id) { return id !== "trigger"; });
-    inspector.innerHTML = "";
-    var h = document.createElement("h2");
-    h.className = "h4";
-    h.textContent = selection.length + " nodes selected";
-    var p = document.createElement("p");
-    p.className = "muted small";
-    p.textContent = selection.join(", ") + ". Ctrl+C copies them, Ctrl+D duplicates, Delete removes the steps.";
-    inspector.appendChild(h);
-    inspector.appendChild(p);
-    if (steps.length) {
-      var dup = document.createElement("button");
-      dup.type = "button";
-      dup.className = "secondary";
-      dup.dataset.duplicate = "";
-      dup.textContent = "Duplicate";
-      var del = document.createElement("button");
-      del.type = "button";
-      del.className = "danger";
-      del.dataset.deleteSelection = "";
-      del.textContent = "Delete " + steps.length + " step" + (steps.length > 1 ? "s" : "");
-      inspector.appendChild(dup);
-      inspector.appendChild(document.createTextNode(" "));
-      inspector.appendChild(del);
-    }
-  }
-
-  function loadForm(id, focusId) {
-    var step = stepById(id);
-    if (!step) return;
-    formFor = id;
-    focusAfterForm = focusId || null;
-    var data = { id: step.id, kind: step.kind, config: step.config || {} };
-    ["grants", "limits", "connection", "name", "parent"].forEach(function (k) { if (step[k] !== undefined) data[k] = step[k]; });
-    htmx.ajax("POST", root.dataset.nodeUrl, {
-      target: "#inspector",
-      swap: "innerHTML",
-      values: {
-        step: JSON.stringify(data),
-        errors: JSON.stringify(errorsFor(id)),
-        connections: JSON.stringify(doc.connections || {})
-      }
-    });
-  }
-
-  function readParam(el) {
-    var type = el.dataset.type;
-    if (type === "boolean") return el.checked;
-    if (type === "integer" || type === "number") {
-      if (el.value === "") return null;
-      var n = Number(el.value);
-      return isNaN(n) ? el.value : n;
-    }
-    if (type === "list") return el.value.split("\n").map(function (s) { return s.trim(); }).filter(Boolean);
-    if (type === "json") {
-      if (el.value.trim() === "") return null;
-      try {
-        el.setCustomValidity("");
-        return JSON.parse(el.value);
-      } catch (e) {
-        el.setCustomValidity("Not valid JSON yet: " + e.message);
-        return el.value;
-      }
-    }
-    return el.value;
-  }
-
-  function formChanged(event) {
-    var form = $("#node-form");
-    var id = selected();
-    if (!form || !id || formFor !== id) return;
-    var target = event.target;
-    var step = stepById(id);
-    if (target.matches("[data-connection-service]")) {
-      if (event.type === "change") pickConnection(target);
-      return;
-    }
-    if (target.matches("[data-trigger-kind]")) {
-      remember();
-      var defaults = (catalog[target.value] && catalog[target.value].defaults) || {};
-      doc.trigger = { kind: target.value, config: clone(defaults) };
-      markDirty();
-      renderNodes();
-      loadForm("trigger", "trigger-kind");
-      return;
-    }
-    if (target.matches("[data-step-id]")) {
-      if (event.type === "change") renameStep(id, target);
-      return;
-    }
-    remember("field:" + id + ":" + (target.id || target.value));
-    if (id === "trigger") {
-      doc.trigger.config = doc.trigger.config || {};
-      step = doc.trigger;
-    }
-    var portsBefore = portsOf(id).join(",");
-    step.config = step.config || {};
-    $all("[data-param]", form).forEach(function (el) {
-      var value = readParam(el);
-      if (value === null || value === "") delete step.config[el.dataset.param];
-      else step.config[el.dataset.param] = value;
-    });
-    if ($("[data-grant]", form)) {
-      var grantsBefore = (step.grants || []).join(",");
-      step.grants = $all("[data-grant]", form).filter(function (el) { return el.checked; })
-        .map(function (el) { return el.value; });
-      var limits = {};
-      $all("[data-limit]", form).forEach(function (el) {
-        if (el.value !== "") limits[el.dataset.limit] = Number(el.value);
-      });
-      if (Object.keys(limits).length) step.limits = limits; else delete step.limits;
-      // New grants may need a connection: the form shows its picker.
-      if (target.matches("[data-grant]") && grantsBefore !== step.grants.join(",")) {
-        markDirty();
-        loadForm(id, target.id || null);
-        return;
-      }
-    }
-    if (target.matches("[data-incoming]")) {
-      var parts = target.value.split("\u0000");
-      if (target.checked) addEdge(parts[0], parts[1], id); else removeEdge(parts[0], parts[1], id);
-    }
-    if (portsOf(id).join(",") !== portsBefore) renderNodes();
-    markDirty();
-  }
-
-  function renameStep(oldId, input) {
-    var newId = input.value.trim();
-    var problem = "";
-    if (!STEP_ID.test(newId) || newId === "trigger") {
-      problem = "Use lowercase letters, digits and underscores, starting with a letter.";
-    } else if (newId !== oldId && stepById(newId)) {
-      problem = "Another step already has the id “" + newId + "”.";
-    }
-    input.setCustomValidity(problem);
-    input.reportValidity();
-    if (problem || newId === oldId) return;
-    remember();
-    stepById(oldId).id = newId;
-    doc.steps.forEach(function (s) { if (s.parent === oldId) s.parent = newId; });
-    doc.edges = doc.edges.map(function (e) {
-      return [e[0] === oldId ? newId : e[0], e[1], e[2] === oldId ? newId : e[2]];
-    });
-    doc.layout[newId] = doc.layout[oldId];
-    delete doc.layout[oldId];
-    selection = [newId];
-    markDirty();
-    renderNodes();
-    loadForm(newId, "step-id");
-  }
-
-  // "Runs after" checkboxes: the keyboard way to connect nodes, one per output port.
-  function fillEdgesSlot() {
-    var slot = $("[data-edges-slot]", inspector);
-    var id = selected();
-    if (!slot || !id || id === "trigger") return;
-    var fieldset = document.createElement("fieldset");
-    fieldset.className = "incoming";
-    var legend = document.createElement("legend");
-    legend.textContent = "Runs after";
-    fieldset.appendChild(legend);
-    nodeIds().filter(function (other) { return other !== id; }).forEach(function (other) {
-      var ports = portsOf(other);
-      var regular = ports.filter(function (p) { return p !== ERROR_PORT; });
-      ports.forEach(function (port) {
-        var label = document.createElement("label");
-        label.className = "check" + (port === ERROR_PORT ? " error-port" : "");
-        var box = document.createElement("input");
-        box.type = "checkbox";
-        box.value = other + "\u0000" + port;
-        box.id = "after-" + other + "-" + port.replace(/[^A-Za-z0-9_-]/g, "_");
-        box.dataset.incoming = "";
-        box.checked = doc.edges.some(function (e) { return e[0] === other && e[1] === port && e[2] === id; });
-        label.appendChild(box);
-        var text = other === "trigger" ? "the trigger" : other;
-        if (port === ERROR_PORT) text += " fails";
-        else if (regular.length > 1) text += " (" + port + ")";
-        label.appendChild(document.createTextNode(" " + text));
-        fieldset.appendChild(label);
-      });
-    });
-    slot.appendChild(fieldset);
-  }
-
-  function setUpCodeEditor() {
-    editor = window.FlowBuilderCode.setUp(inspector) || editor;
-  }
-
-  // ---- Connections of a node ----------------------------------------------------------------
-
-  function servicesOf(step) { return connections.servicesOf(step); }
-
-  function bindConnection(step, service, connectionId, primary) {
-    return connections.bind(doc, step, service, connectionId, primary);
-  }
-
-  function pickConnection(select) {
-    var id = selected();
-    var step = stepById(id);
-    var service = select.dataset.connectionService;
-    if (select.value === "new") {
-      openConnectionDialog(select);
-      return;
-    }
-    remember();
-    if (select.value) {
-      var alias = bindConnection(step, service, Number(select.value), select.hasAttribute("data-primary"));
-      say(nodeName(id) + " uses the connection “" + select.selectedOptions[0].textContent + "” (" + alias + ").");
-    } else if (select.hasAttribute("data-primary")) {
-      delete step.connection;
-    }
-    markDirty();
-    loadForm(id, select.id);
-  }
-
-  function openConnectionDialog(select) {
-    var dialog = $("#connection-dialog");
-    var service = select.dataset.connectionService;
-    dialogFor = { select: select.id, service: service, previous: select.dataset.previous || "", node: selected() };
-    $("#connection-dialog-title").textContent = "New " + $('label[for="' + select.id + '"]').textContent.trim();
-    $("#connection-dialog-body").innerHTML = '<p class="muted">Loading the form…</p>';
-    dialog.showModal();
-    htmx.ajax("GET", root.dataset.connectionUrl.replace("service-slot", service), {
-      target: "#connection-dialog-body", swap: "innerHTML"
-    }).then(function () {
-      var first = $("#connection-dialog-body input:not([type=hidden])");
-      if (first) first.focus();
-    });
-  }
-
-  function closeConnectionDialog() {
-    var dialog = $("#connection-dialog");
-    if (dialog.open) dialog.close();
-  }
-
-  function connectionDialogClosed() {
-    if (!dialogFor) return;
-    var select = document.getElementById(dialogFor.select);
-    if (select && select.value === "new") select.value = dialogFor.previous;
-    if (select) select.focus();
-    dialogFor = null;
-  }
-
-  function connectionCreated(detail) {
-    if (!dialogFor) return;
-    var pending = dialogFor;
-    dialogFor = null;
-    closeConnectionDialog();
-    var step = stepById(pending.node);
-    if (!step) return;
-    remember();
-    var select = document.getElementById(pending.select);
-    var primary = select ? select.hasAttribute("data-primary") : servicesOf(step)[0] === pending.service;
-    var alias = bindConnection(step, pending.service, detail.id, primary);
-    markDirty();
-    say("Created the connection “" + detail.name + "”; " + nodeName(pending.node) + " uses it (" + alias + ").");
-    if (selected() === pending.node) loadForm(pending.node, pending.select);
   }
 
   // ---- Editing the graph -------------------------------------------------------------------
@@ -689,7 +422,7 @@
         var text = "Connected " + from + (port === "out" ? "" : " (" + portLabel(port) + ")") + " to " + target.dataset.id;
         announce(text + ". Unsaved changes");
         say(text + ".");
-        if (selected()) loadForm(selected());
+        if (selected()) form.load(selected());
       }
     }
     document.addEventListener("pointermove", move);
@@ -797,7 +530,7 @@
     $("#edge-actions").hidden = true;
     renderEdges();
     markDirty("Removed the connection " + edge[0] + " → " + edge[2] + ". Unsaved changes");
-    if (selected()) loadForm(selected());
+    if (selected()) form.load(selected());
   }
 
   // ---- Saving and leaving -------------------------------------------------------------------
@@ -842,6 +575,24 @@
 
   // ---- Start -------------------------------------------------------------------------------
 
+  // What the inspector may read and do on the canvas.
+  var app = {
+    doc: function () { return doc; },
+    selection: function () { return selection; },
+    replaceSelection: function (ids) { selection = ids; },
+    selected: selected,
+    stepById: stepById,
+    portsOf: portsOf,
+    nodeIds: nodeIds,
+    errorsFor: errorsFor,
+    remember: remember,
+    markDirty: markDirty,
+    say: say,
+    renderNodes: renderNodes,
+    addEdge: addEdge,
+    removeEdge: removeEdge
+  };
+
   function init() {
     root = $("#builder");
     if (!root) return;
@@ -857,6 +608,9 @@
     drawing = new window.FlowBuilderRender.Drawing(canvas, svg, catalog);
     connections = new window.FlowBuilderConnections.Connections(
       catalog, JSON.parse($("#capability-services").textContent));
+    app.catalog = catalog;
+    app.connections = connections;
+    form = window.FlowBuilderInspector.Inspector(app, { root: root, inspector: inspector });
     history = new window.FlowBuilderHistory.History(historyChanged);
     historyChanged(history);
     view = new window.FlowBuilderView.View(viewport, canvas, zoomChanged);
@@ -905,11 +659,9 @@
       }
     });
     $("#flow-name").addEventListener("input", function () { remember("name"); markDirty(); });
-    inspector.addEventListener("focusin", function (e) {
-      if (e.target.matches("[data-connection-service]")) e.target.dataset.previous = e.target.value;
-    });
-    inspector.addEventListener("input", formChanged);
-    inspector.addEventListener("change", formChanged);
+    inspector.addEventListener("focusin", form.noteFocus);
+    inspector.addEventListener("input", form.changed);
+    inspector.addEventListener("change", form.changed);
     inspector.addEventListener("click", function (e) {
       if (e.target.matches("[data-delete-step]")) deleteSteps([selected()]);
       if (e.target.matches("[data-delete-selection]")) deleteSteps(selection);
@@ -917,33 +669,24 @@
     });
     // A form that arrives after its node was deleted or another one chosen is dropped.
     document.body.addEventListener("htmx:beforeSwap", function (e) {
-      if (e.detail.target === inspector && (formFor === null || formFor !== selected())) e.detail.shouldSwap = false;
+      if (e.detail.target === inspector && !form.wanted()) e.detail.shouldSwap = false;
     });
-    // After settling: htmx restores the attributes of elements that kept their id only then,
-    // which would show the code textarea again beside its editor.
     document.body.addEventListener("htmx:afterSettle", function (e) {
-      if (e.detail.target !== inspector) return;
-      fillEdgesSlot();
-      setUpCodeEditor();
-      if (focusAfterForm) {
-        var el = document.getElementById(focusAfterForm);
-        focusAfterForm = null;
-        if (el) el.focus();
-      }
+      if (e.detail.target === inspector) form.arrived();
     });
     document.body.addEventListener("flow-errors", function (e) {
       errors = (e.detail && e.detail.errors) || [];
       renderNodes();
-      if (selected()) loadForm(selected());
+      if (selected()) form.load(selected());
       if (errors.length) announce(errors.length + " problem" + (errors.length > 1 ? "s" : "") + " to fix");
     });
     document.body.addEventListener("flow-saved", function (e) { onSaved(e.detail || {}); });
     // A refused save (a changed draft, a broken document) keeps the user here.
     document.body.addEventListener("htmx:afterRequest", function (e) { if (e.detail.failed) leaveTo = null; });
-    document.body.addEventListener("connection-created", function (e) { connectionCreated(e.detail || {}); });
-    $("#connection-dialog").addEventListener("close", connectionDialogClosed);
+    document.body.addEventListener("connection-created", function (e) { form.connectionCreated(e.detail || {}); });
+    $("#connection-dialog").addEventListener("close", form.dialogClosed);
     $("#connection-dialog").addEventListener("click", function (e) {
-      if (e.target.matches("[data-close-dialog]")) closeConnectionDialog();
+      if (e.target.matches("[data-close-dialog]")) form.closeDialog();
     });
     $("#leave-dialog").addEventListener("click", onLeaveChoice);
     document.body.addEventListener("click", function (e) {
