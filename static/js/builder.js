@@ -1,10 +1,10 @@
-// The builder canvas: nodes for the trigger and steps with the output ports their blocks declare,
-// edges [from, port, to] between them, loop bodies drawn as a box, a node form from the server
-// for the selected node. The flow document is the state; payload() hands it to htmx.
-// The other concerns have a file each: the document as a graph (builder-graph.js), connection
-// aliases (builder-connections.js), zoom, pan and layout (builder-view.js), undo/redo and the
-// clipboard (builder-history.js), the palette (builder-palette.js), the code editor
-// (builder-code.js).
+// The builder canvas: the flow document as the state, selection, editing (add, connect,
+// delete, copy/paste, undo/redo), saving and leaving; payload() hands the document to htmx.
+// Each other concern has a file: the document as a graph (builder-graph.js), connection aliases
+// (builder-connections.js), drawing (builder-render.js), zoom, pan and layout (builder-view.js),
+// undo/redo and the clipboard (builder-history.js), the palette (builder-palette.js), the code
+// editor (builder-code.js), the node form (builder-inspector.js), pointer and keys
+// (builder-input.js). They are plain scripts loaded in that order, no build step.
 (function () {
   "use strict";
 
@@ -25,7 +25,6 @@
   var revision = "";
   var overwriteNext = false;
   var leaveTo = null;
-  var spaceHeld = false;
 
   function $(sel, el) { return (el || document).querySelector(sel); }
   function $all(sel, el) { return Array.prototype.slice.call((el || document).querySelectorAll(sel)); }
@@ -308,208 +307,6 @@
     fitView();
   }
 
-  // ---- Pointer and keyboard ----------------------------------------------------------------
-
-  function onPointerDown(e) {
-    if (e.button !== 0) return;
-    var node = e.target.closest(".node");
-    if (spaceHeld || (!node && !e.target.closest(".edge-hit"))) {
-      e.preventDefault();
-      viewport.focus({ preventScroll: true });
-      if (e.shiftKey && !spaceHeld) return rubberBand(e);
-      // A click on the background (no drag) clears the selection.
-      var from = { x: e.clientX, y: e.clientY };
-      if (!spaceHeld) {
-        document.addEventListener("pointerup", function (ev) {
-          if (Math.abs(ev.clientX - from.x) + Math.abs(ev.clientY - from.y) < 4 && selection.length) setSelection([]);
-        }, { once: true });
-      }
-      return view.startPan(e);
-    }
-    if (!node) return;
-    var port = e.target.closest(".port.out, .port.error");
-    e.preventDefault();
-    var id = node.dataset.id;
-    if (port) return startConnect(e, id, port.dataset.port);
-    dragNodes(e, node, id);
-  }
-
-  function dragNodes(e, node, id) {
-    var start = view.toCanvas(e.clientX, e.clientY);
-    var ids = selection.indexOf(id) >= 0 && !e.shiftKey ? selection.slice() : [id];
-    doc.steps.forEach(function (s) { if (s.parent && ids.indexOf(s.parent) >= 0 && ids.indexOf(s.id) < 0) ids.push(s.id); });
-    var origins = ids.map(function (n) { var p = position(n); return { x: p.x, y: p.y }; });
-    var before = snapshot();
-    var moved = false;
-    node.setPointerCapture(e.pointerId);
-    function move(ev) {
-      var p = view.toCanvas(ev.clientX, ev.clientY);
-      var dx = p.x - start.x, dy = p.y - start.y;
-      if (!moved && Math.abs(dx) + Math.abs(dy) < 4) return;
-      moved = true;
-      ids.forEach(function (n, i) {
-        var pos = position(n);
-        pos.x = Math.max(0, Math.round((origins[i].x + dx) / GRID) * GRID);
-        pos.y = Math.max(0, Math.round((origins[i].y + dy) / GRID) * GRID);
-        var el = document.getElementById("node-" + n);
-        el.style.left = pos.x + "px";
-        el.style.top = pos.y + "px";
-      });
-      renderEdges();
-    }
-    function up(ev) {
-      node.removeEventListener("pointermove", move);
-      node.removeEventListener("pointerup", up);
-      if (moved) {
-        history.record(before);
-        markDirty();
-        renderNodes();
-      } else {
-        select(id, ev.shiftKey);
-      }
-      var el = document.getElementById("node-" + id);
-      if (el) el.focus();
-    }
-    node.addEventListener("pointermove", move);
-    node.addEventListener("pointerup", up);
-  }
-
-  function rubberBand(e) {
-    var start = view.toCanvas(e.clientX, e.clientY);
-    var band = document.createElement("div");
-    band.className = "rubber-band";
-    canvas.appendChild(band);
-    var box = { x: start.x, y: start.y, w: 0, h: 0 };
-    function move(ev) {
-      var p = view.toCanvas(ev.clientX, ev.clientY);
-      box = { x: Math.min(p.x, start.x), y: Math.min(p.y, start.y), w: Math.abs(p.x - start.x), h: Math.abs(p.y - start.y) };
-      band.style.left = box.x + "px"; band.style.top = box.y + "px";
-      band.style.width = box.w + "px"; band.style.height = box.h + "px";
-    }
-    function up() {
-      document.removeEventListener("pointermove", move);
-      document.removeEventListener("pointerup", up);
-      band.remove();
-      var inside = nodeIds().filter(function (id) {
-        var p = position(id), s = size(id);
-        return p.x < box.x + box.w && p.x + s.w > box.x && p.y < box.y + box.h && p.y + s.h > box.y;
-      });
-      if (inside.length) setSelection(inside);
-    }
-    document.addEventListener("pointermove", move);
-    document.addEventListener("pointerup", up);
-  }
-
-  function startConnect(e, from, port) {
-    var ns = "http://www.w3.org/2000/svg";
-    var temp = document.createElementNS(ns, "path");
-    temp.setAttribute("class", "edge pending");
-    svg.appendChild(temp);
-    var a = anchor(from, port);
-    function move(ev) { temp.setAttribute("d", curve(a, view.toCanvas(ev.clientX, ev.clientY))); }
-    function up(ev) {
-      document.removeEventListener("pointermove", move);
-      document.removeEventListener("pointerup", up);
-      temp.remove();
-      var over = document.elementFromPoint(ev.clientX, ev.clientY);
-      var target = over && over.closest(".node");
-      if (!target) return;
-      var before = snapshot();
-      if (addEdge(from, port, target.dataset.id)) {
-        history.record(before);
-        markDirty();
-        renderNodes();
-        var text = "Connected " + from + (port === "out" ? "" : " (" + portLabel(port) + ")") + " to " + target.dataset.id;
-        announce(text + ". Unsaved changes");
-        say(text + ".");
-        if (selected()) form.load(selected());
-      }
-    }
-    document.addEventListener("pointermove", move);
-    document.addEventListener("pointerup", up);
-  }
-
-  function onWheel(e) {
-    e.preventDefault();
-    var factor = Math.exp(-e.deltaY * (e.ctrlKey ? 0.01 : 0.0015));
-    view.zoomAt(factor, e.clientX, e.clientY);
-  }
-
-  function typing(el) {
-    return el && (el.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(el.tagName) || el.closest(".CodeMirror"));
-  }
-
-  function onKey(e) {
-    var mod = e.ctrlKey || e.metaKey;
-    var key = e.key.toLowerCase();
-    if ($("#connection-dialog").open || $("#leave-dialog").open) return;
-    if (mod && key === "s") {
-      e.preventDefault();
-      $("#save-draft").click();
-      return;
-    }
-    if (typing(e.target)) return;
-    if (mod && key === "z") { e.preventDefault(); if (e.shiftKey) redo(); else undo(); return; }
-    if (mod && key === "y") { e.preventDefault(); redo(); return; }
-    if (mod && key === "c") { if (selection.length) { e.preventDefault(); copySelection(); } return; }
-    if (mod && key === "v") { e.preventDefault(); paste(window.FlowBuilderHistory.pasted()); return; }
-    if (mod && key === "d") {
-      e.preventDefault();
-      if (selection.length) paste(copiedPiece(selection));
-      return;
-    }
-    if (mod && key === "a" && e.target.closest(".canvas-viewport")) { e.preventDefault(); setSelection(nodeIds()); return; }
-    if (mod) return;
-    if (e.key === " " && (e.target === document.body || e.target.closest(".canvas-viewport"))) {
-      e.preventDefault();
-      if (!spaceHeld) { spaceHeld = true; viewport.classList.add("can-pan"); }
-      return;
-    }
-    if (!e.target.closest(".canvas-viewport")) return;
-    if (e.key === "+" || e.key === "=") { e.preventDefault(); view.zoomBy(1.2); }
-    else if (e.key === "-") { e.preventDefault(); view.zoomBy(1 / 1.2); }
-    else if (e.key === "Escape") { setSelection([]); }
-    else if (e.key === "Delete" || e.key === "Backspace") {
-      e.preventDefault();
-      if (selectedEdge !== null) deleteSelectedEdge();
-      else deleteSteps(selection.length ? selection : []);
-    }
-  }
-
-  function onKeyUp(e) {
-    if (e.key === " " && spaceHeld) { spaceHeld = false; viewport.classList.remove("can-pan"); }
-  }
-
-  function onNodeKey(e) {
-    var node = e.target.closest(".node");
-    if (!node || e.target !== node) return;
-    var id = node.dataset.id;
-    var pos = position(id);
-    var step = e.shiftKey ? 50 : GRID;
-    var moves = { ArrowLeft: [-step, 0], ArrowRight: [step, 0], ArrowUp: [0, -step], ArrowDown: [0, step] };
-    if (moves[e.key]) {
-      e.preventDefault();
-      remember("move:" + id);
-      pos.x = Math.max(0, pos.x + moves[e.key][0]);
-      pos.y = Math.max(0, pos.y + moves[e.key][1]);
-      node.style.left = pos.x + "px";
-      node.style.top = pos.y + "px";
-      renderEdges();
-      markDirty();
-    } else if (e.key === "Enter") {
-      e.preventDefault();
-      select(id, e.shiftKey);
-    } else if (e.key === " " && !spaceHeld) {
-      e.preventDefault();
-      e.stopPropagation();
-      select(id, e.shiftKey);
-    } else if (e.key === "Delete" || e.key === "Backspace") {
-      e.preventDefault();
-      e.stopPropagation();
-      deleteSteps(selection.indexOf(id) >= 0 ? selection : [id]);
-    }
-  }
-
   function onEdgeClick(e) {
     var hit = e.target.closest(".edge-hit");
     if (!hit) return;
@@ -590,7 +387,27 @@
     say: say,
     renderNodes: renderNodes,
     addEdge: addEdge,
-    removeEdge: removeEdge
+    removeEdge: removeEdge,
+    setSelection: setSelection,
+    select: select,
+    position: position,
+    size: size,
+    anchor: anchor,
+    curve: curve,
+    snapshot: snapshot,
+    record: function (before) { history.record(before); },
+    renderEdges: renderEdges,
+    announce: announce,
+    loadForm: function (id) { form.load(id); },
+    portLabel: portLabel,
+    undo: undo,
+    redo: redo,
+    paste: paste,
+    copySelection: copySelection,
+    duplicate: function () { if (selection.length) paste(copiedPiece(selection)); },
+    deleteSteps: deleteSteps,
+    edgeSelected: function () { return selectedEdge !== null; },
+    deleteSelectedEdge: deleteSelectedEdge
   };
 
   function init() {
@@ -614,6 +431,7 @@
     history = new window.FlowBuilderHistory.History(historyChanged);
     historyChanged(history);
     view = new window.FlowBuilderView.View(viewport, canvas, zoomChanged);
+    app.view = view;
     var unplaced = nodeIds().some(function (id) { return !doc.layout[id]; });
     renderNodes();
     if (unplaced && doc.steps.length) { arrange(); history.undos = []; historyChanged(history); dirty = false; announce(""); }
@@ -624,8 +442,6 @@
       clearTimeout(resizing);
       resizing = setTimeout(function () { if (!view.shows(allBounds())) view.fit(allBounds()); }, 150);
     });
-    viewport.addEventListener("pointerdown", onPointerDown);
-    viewport.addEventListener("wheel", onWheel, { passive: false });
     // Focusing a node out of view scrolls the viewport: turn that into a pan.
     viewport.addEventListener("scroll", function () {
       view.panBy(-viewport.scrollLeft, -viewport.scrollTop);
@@ -636,9 +452,7 @@
       var node = e.target.closest(".node");
       if (node) reveal([node.dataset.id]);
     });
-    canvas.addEventListener("keydown", onNodeKey);
-    document.addEventListener("keydown", onKey);
-    document.addEventListener("keyup", onKeyUp);
+    window.FlowBuilderInput.Input(app, { canvas: canvas, svg: svg, viewport: viewport });
     svg.addEventListener("click", onEdgeClick);
     $("#edge-delete").addEventListener("click", deleteSelectedEdge);
     $("#zoom-in").addEventListener("click", function () { view.zoomBy(1.2); });
