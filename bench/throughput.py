@@ -8,7 +8,7 @@ from the guest's log call (the time the host stamped on the line) to the WebSock
 the CPU time a run costs the server, the worker, PostgreSQL and Redis.
 
     .venv/bin/python bench/throughput.py [--runs 500] [--concurrency 3] [--modes embedded,distributed]
-        [--worker-concurrency N] [--worker-pool prefork]
+        [--worker-concurrency N] [--worker-pool prefork] [--flow linear|fanout]
 
 The last lines are one JSON object per mode (distributed last).
 """
@@ -43,7 +43,7 @@ def main(event, ctx):
 """
 
 DOCUMENT = {
-    "schema": "flowbuilder/flow@1",
+    "schema": "flowbuilder/flow@2",
     "name": "Bench",
     "trigger": {"kind": "trigger.webhook", "config": {}},
     "settings": {},
@@ -61,9 +61,32 @@ DOCUMENT = {
             "config": {"template": "{{ steps.double.double }}"},
         },
     ],
-    "edges": [],
+    "edges": [["trigger", "out", "check"], ["check", "out", "double"], ["double", "out", "say"]],
 }
-FINISHED = {"succeeded", "failed", "skipped", "cancelled"}
+# The fan-out case: a loop of 10 items over an LLM that takes 50 ms a call, 5 items at once.
+FANOUT = {
+    "schema": "flowbuilder/flow@2",
+    "name": "Fan-out bench",
+    "trigger": {"kind": "trigger.webhook", "config": {}},
+    "settings": {},
+    "connections": {},
+    "steps": [
+        {
+            "id": "each",
+            "kind": "logic.foreach",
+            "config": {"items": "{{ range(10) | list }}", "concurrency": 5},
+        },
+        {
+            "id": "ask",
+            "kind": "llm.chat",
+            "parent": "each",
+            "config": {"prompt": "item {{ item }} of run {{ event.body.n }}"},
+        },
+    ],
+    "edges": [["trigger", "out", "each"], ["each", "body", "ask"]],
+}
+FANOUT_LATENCY_S = 0.05
+FINISHED = {"succeeded", "failed", "skipped", "cancelled", "succeeded_with_errors"}
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -220,6 +243,17 @@ async def drive(
     }
 
 
+def add_service_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where the distributed mode's PostgreSQL and Redis are (a bench database is made there)."""
+    parser.add_argument(
+        "--postgres",
+        default=os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres"),
+    )
+    parser.add_argument(
+        "--redis", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/3")
+    )
+
+
 def prepare_postgres(url: str) -> str:
     """A fresh database named flowbuilder_bench on the server of `url`; returns its URL."""
     import psycopg
@@ -238,9 +272,19 @@ def bench_mode(mode: str, args, work: Path) -> dict:
         env = live.server_env(prepare_postgres(args.postgres), args.redis, **extra)
     else:
         env = live.server_env(f"sqlite:///{work / 'bench.sqlite3'}", **extra)
+    fake = None
+    if args.flow == "fanout":
+        from tests.fakes.llm import FakeLLM
+
+        fake = FakeLLM().start()
+        fake.latency = FANOUT_LATENCY_S
+        env["FLOWS_ALLOW_PRIVATE_HOSTS"] = "1"
     try:
         live.run_manage(env, "manage.py", "migrate", "--noinput")
         request = {"document": DOCUMENT, "flow": {"max_concurrency": args.concurrency * 2}}
+        if fake is not None:
+            llm = {"service": "llm", "config": {"base_url": fake.base_url, "model": "llama3"}}
+            request.update(document=FANOUT, connections={"llm": llm})
         info = json.loads(
             live.run_manage(env, "-m", "tests.engine.live", "seed", stdin=json.dumps(request))
         )
@@ -256,7 +300,9 @@ def bench_mode(mode: str, args, work: Path) -> dict:
     finally:
         for proc in reversed(procs.values()):
             proc.stop()
-    return {"mode": mode, **result}
+        if fake is not None:
+            fake.stop()
+    return {"mode": mode, "flow": args.flow, **result}
 
 
 def main() -> None:
@@ -270,6 +316,12 @@ def main() -> None:
         help="clients posting at once (3: about the fewest that keep this 2-core machine busy)",
     )
     parser.add_argument("--modes", default="embedded,distributed")
+    parser.add_argument(
+        "--flow",
+        default="linear",
+        choices=["linear", "fanout"],
+        help="linear: filter, Python, template; fanout: a loop of 10 LLM calls (50 ms), 5 at once",
+    )
     parser.add_argument("--server", default="uvicorn", choices=sorted(live.SERVERS))
     parser.add_argument(
         "--worker-concurrency",
@@ -278,13 +330,7 @@ def main() -> None:
         help="worker processes (default: the worker's own setting, FLOWS_WORKER_CONCURRENCY)",
     )
     parser.add_argument("--worker-pool", default="prefork", choices=["prefork", "threads", "solo"])
-    parser.add_argument(
-        "--postgres",
-        default=os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres"),
-    )
-    parser.add_argument(
-        "--redis", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/3")
-    )
+    add_service_arguments(parser)
     args = parser.parse_args()
 
     # Stopped from outside (timeout, kill): stop the server and worker on the way out, or they

@@ -410,7 +410,9 @@ FLOW_BLOCKS = (
                 "integer",
                 label="Items at once",
                 default=1,
-                description="How many items run at the same time (capped by the server).",
+                templated=True,
+                description="How many items run at the same time (capped by the server), e.g. "
+                "`4` or `{{ settings.files_at_once }}`.",
             ),
             Param(
                 "continue_on_error",
@@ -470,7 +472,7 @@ FLOW_BLOCKS = (
                 "json",
                 label="Body",
                 templated=True,
-                description="JSON (or text), e.g. `{\"text\": \"{{ steps.answer.text }}\"}`.",
+                description='JSON (or text), e.g. `{"text": "{{ steps.answer.text }}"}`.',
             ),
             Param(
                 "body_type",

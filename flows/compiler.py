@@ -15,7 +15,7 @@ from django.conf import settings as django_settings
 from django.db import transaction
 from django.db.models import Max
 
-from flows import capabilities, catalog, graph, templating
+from flows import capabilities, catalog, connections, graph, templating
 from flows.blocks import switch_case_problems
 from flows.document import (
     SCHEMA,
@@ -75,8 +75,8 @@ class _Compiler:
         self.missing_settings: set[str] = set()
         self.reported_settings: set[str] = set()
         self.step_ids: set[str] = set()  # filled once the document's structure is checked
-        # Connections by id: a flow's steps often bind several capabilities to the same one.
-        self.connections: dict[int, Any] = {}
+        # Connections' services by id: a flow's steps often bind several capabilities to one.
+        self.connections: dict[int, str | None] = {}
 
     def add(self, step: str | None, field: str | None, text: str) -> None:
         self.issues.append(issue(step, field, text))
@@ -90,9 +90,7 @@ class _Compiler:
                 self.missing_settings.add(name)
             self.settings[name] = value
 
-    def check_references(
-        self, step: str, field: str, refs: templating.References, earlier
-    ) -> None:
+    def check_references(self, step: str, field: str, refs: templating.References, earlier) -> None:
         for ref in sorted(refs.steps):
             if ref == step:
                 self.add(step, field, f"field '{field}' refers to this step's own output")
@@ -180,8 +178,6 @@ class _Compiler:
 
     # bindings --------------------------------------------------------------------------------
     def bind(self, step: dict[str, Any], names: list[str], field: str) -> dict[str, Any]:
-        from integrations.models import Connection
-
         step_id = step["id"]
         aliases: dict[str, dict[str, Any]] = self.document.get("connections") or {}
         bindings: dict[str, Any] = {}
@@ -231,31 +227,28 @@ class _Compiler:
                 )
                 continue
             if connection_id not in self.connections:
-                self.connections[connection_id] = (
-                    Connection.objects.owned_by(self.owner).filter(pk=connection_id).first()
-                    if self.owner is not None
-                    else None
-                )
-            connection = self.connections[connection_id]
-            if connection is None:
+                found = connections.source().services(self.owner, [connection_id])
+                self.connections[connection_id] = found.get(connection_id)
+            connection_service = self.connections[connection_id]
+            if connection_service is None:
                 self.add(
                     step_id,
                     where,
                     f"connection '{alias}' refers to a connection that is not one of yours",
                 )
                 continue
-            if connection.service != service:
+            if connection_service != service:
                 self.add(
                     step_id,
                     where,
-                    f"connection '{alias}' is a {connection.service} connection, but capability "
+                    f"connection '{alias}' is a {connection_service} connection, but capability "
                     f"'{name}' needs {service}",
                 )
                 continue
             bindings[name] = {
                 "service": service,
                 "alias": alias,
-                "connection": connection.pk,
+                "connection": connection_id,
                 "limits": aliases[alias].get("limits") or {},
             }
         return bindings
@@ -406,7 +399,9 @@ class _Compiler:
         mode = spec.get("mode", "queue")
         limit = spec.get("limit", 1)
         if mode not in CONCURRENCY_MODES:
-            self.add(None, "concurrency", "concurrency mode must be " + ", ".join(CONCURRENCY_MODES))
+            self.add(
+                None, "concurrency", "concurrency mode must be " + ", ".join(CONCURRENCY_MODES)
+            )
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 100:
             self.add(None, "concurrency", "concurrency limit must be 1 to 100")
         refs = templating.References()
@@ -484,9 +479,7 @@ def step_time_limit(step: dict[str, Any]) -> float:
 def run_time_limit(steps: list[dict[str, Any]]) -> int:
     """Every step's limit added up (steps inside loops count LOOP_TIME_FACTOR times), capped
     by the longest a run may take at once (a wait parks it and starts the clock again)."""
-    total = sum(
-        step_time_limit(s) * (LOOP_TIME_FACTOR if s.get("parent") else 1) for s in steps
-    )
+    total = sum(step_time_limit(s) * (LOOP_TIME_FACTOR if s.get("parent") else 1) for s in steps)
     return int(min(total, django_settings.FLOWS_RUN_MAX_TIME_LIMIT_S) + RUN_OVERHEAD_S)
 
 

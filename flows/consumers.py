@@ -113,7 +113,7 @@ class RunConsumer(_Consumer):
             await self.send_json(final)
 
     async def forward_step(self, event: dict[str, Any]) -> None:
-        key = (event["step"], event["attempt"], event["status"])
+        key = (event.get("scope", ""), event["step"], event["attempt"], event["status"])
         if key not in self.sent_steps:
             self.sent_steps.add(key)
             await self.send_json(event)

@@ -288,19 +288,15 @@ def export_document(document: dict[str, Any]) -> dict[str, Any]:
 def import_document(document: dict[str, Any], owner, name: str = ""):
     """Create a draft flow for `owner`; each connection alias binds to the owner's only
     connection of that service, if there is exactly one (otherwise it stays unbound)."""
+    from flows import connections
     from flows.models import Flow
-    from integrations.models import Connection
 
     document = copy.deepcopy(upgrade(document))
     problems = check_structure(document)
     if problems:
         raise ValueError("; ".join(problems))
     for spec in (document.get("connections") or {}).values():
-        candidates = list(
-            Connection.objects.owned_by(owner)
-            .filter(service=spec["service"])
-            .values_list("id", flat=True)[:2]
-        )
+        candidates = connections.source().of_service(owner, spec["service"])[:2]
         spec["connection"] = candidates[0] if len(candidates) == 1 else None
     title = str(name or document.get("name") or "Imported flow")[:200]
     with transaction.atomic():

@@ -74,7 +74,7 @@ def analyse(document: dict[str, Any]) -> Graph:
                 issue(
                     step_id,
                     "parent",
-                    "this loop has no body: put steps inside it (their \"parent\" names it)",
+                    'this loop has no body: put steps inside it (their "parent" names it)',
                 )
             )
 

@@ -7,8 +7,12 @@ from its plan when it is enqueued.
 """
 
 from celery import shared_task
+from django.conf import settings
 
-from flows.engine import executor, retention, schedule
+from flows.engine import executor, queue, retention, schedule
+
+# Time a run may spend past its soft limit cleaning up before Celery kills it.
+HARD_LIMIT_GRACE_S = 30
 
 
 @shared_task(
@@ -19,6 +23,19 @@ from flows.engine import executor, retention, schedule
 )
 def execute_run(run_id: int, token: str) -> str:
     return executor.execute_run(run_id, token)
+
+
+def enqueue(run_id: int, token: str, time_limit_s: int | None, delay: float) -> None:
+    soft = int(time_limit_s or settings.FLOWS_RUN_DEFAULT_TIME_LIMIT_S)
+    execute_run.apply_async(
+        (run_id, token),
+        soft_time_limit=soft,
+        time_limit=soft + HARD_LIMIT_GRACE_S,
+        countdown=delay or None,
+    )
+
+
+queue.register("celery", enqueue)
 
 
 @shared_task(name=schedule.TASK_NAME, ignore_result=True)

@@ -138,7 +138,11 @@ def offer(
             try:
                 output = handler(ctx, validate(name, params, payload))
             except CapabilityError as exc:
-                raise CapabilityError(redact(exc.message, known), retryable=exc.retryable) from None
+                raise CapabilityError(
+                    redact(exc.message, known),
+                    retryable=exc.retryable,
+                    retry_after=exc.retry_after,
+                ) from None
             return redact_value(output, known)
 
         guarded.__name__ = handler.__name__

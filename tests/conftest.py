@@ -1,9 +1,12 @@
-"""Fixtures shared by every test folder: fake outside services that need no per-suite setup."""
+"""Fixtures shared by every test folder: fake outside services that need no per-suite setup, and
+a block that fails on demand."""
 
 from collections.abc import Iterator
 
 import pytest
 
+from flows.capabilities import CapabilityError
+from flows.catalog import CATALOG, Block, Param, register_block
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.slack import FakeSlack
 from tests.fakes.telegram import FakeTelegram
@@ -27,3 +30,29 @@ def telegram(settings) -> Iterator[FakeTelegram]:
     with FakeTelegram() as fake:
         settings.FLOWS_TELEGRAM_API_URL = fake.url
         yield fake
+
+
+@pytest.fixture
+def flaky_block() -> Iterator[dict[str, int]]:
+    """A block failing with a retryable error until its `succeed_on`-th attempt."""
+    calls: dict[str, int] = {"count": 0}
+
+    def execute(config: dict, ctx) -> dict:
+        calls["count"] += 1
+        ctx.log("info", f"call {calls['count']}")
+        if calls["count"] < config["succeed_on"]:
+            raise CapabilityError("the service is busy", retryable=calls["count"] < 99)
+        return {"calls": calls["count"]}
+
+    register_block(
+        Block(
+            kind="test.flaky",
+            category="logic",
+            title="Flaky",
+            description="Fails until the nth call.",
+            params=(Param("succeed_on", "integer", default=2),),
+            execute=execute,
+        )
+    )
+    yield calls
+    CATALOG.pop("test.flaky")

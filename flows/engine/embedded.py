@@ -17,6 +17,11 @@ from concurrent.futures import ThreadPoolExecutor
 from django.conf import settings
 from django.db import close_old_connections
 
+from flows.engine import queue
+from flows.engine.executor import execute_run, recover_local_runs, sweep_stale_runs
+from flows.engine.retention import prune_runs
+from flows.engine.schedule import Scheduler
+
 logger = logging.getLogger(__name__)
 
 SERVER_PROGRAMS = {"daphne", "uvicorn", "gunicorn", "hypercorn"}
@@ -28,8 +33,6 @@ _state: dict = {"executor": None, "pid": None, "scheduler": None}
 
 
 def _execute(run_id: int, token: str) -> None:
-    from flows.engine.executor import execute_run
-
     try:
         execute_run(run_id, token)
     except Exception:  # the pool thread must survive for the next run
@@ -59,6 +62,9 @@ def submit(run_id: int, token: str, delay: float = 0.0) -> None:
     _executor().submit(_execute, run_id, token)
 
 
+queue.register("embedded", lambda run_id, token, _limit, delay: submit(run_id, token, delay))
+
+
 def is_server_process(argv: list[str] | None = None) -> bool:
     """Whether this process serves requests (and so should run the embedded scheduler)."""
     argv = sys.argv if argv is None else argv
@@ -76,10 +82,6 @@ def is_server_process(argv: list[str] | None = None) -> bool:
 
 
 def _scheduler_loop() -> None:
-    from flows.engine.executor import recover_local_runs, sweep_stale_runs
-    from flows.engine.retention import prune_runs
-    from flows.engine.schedule import Scheduler
-
     tick = settings.FLOWS_SCHEDULER_TICK_S
     time.sleep(tick)
     try:

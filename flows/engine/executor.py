@@ -14,6 +14,7 @@ import os
 import socket
 import threading
 import time
+import uuid
 from typing import Any
 
 from django.conf import settings
@@ -23,17 +24,18 @@ from django.db.models import Count, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from flows import templating
-from flows.engine import logs
+from flows import connections, templating
+from flows.connections import BoundConnection
+from flows.engine import logs, queue
 from flows.engine.graph import Walker
 from flows.engine.queue import dispatch
-from flows.engine.steps import BoundConnection, StepOutcome, render_config
+from flows.engine.runs import WAITING, create_run, dispatch_waiting, start_error_flow
+from flows.engine.steps import StepOutcome, render_config
 from flows.models import Flow, Run, StepRun
 
 logger = logging.getLogger(__name__)
 
 WORKER_LOST = "the worker running this flow stopped unexpectedly"
-WAITING = "waiting"  # Run.claim of a run refused for lack of a free slot: the next finish wakes it
 MAX_ERROR_CHARS = 8000
 
 _claim_lock = threading.Lock()
@@ -237,26 +239,13 @@ def _claim_if_queued(run_id: int, token: str, max_concurrency: int) -> Run | Non
 
 
 def _load_connections(run: Run) -> dict[int, BoundConnection]:
-    from integrations.crypto import SecretsUnreadable
-    from integrations.models import Connection
-
     ids = {
         binding["connection"]
         for step in run.plan.get("steps", [])
         for binding in (step.get("bindings") or {}).values()
         if binding.get("connection")
     }
-    bound: dict[int, BoundConnection] = {}
-    if not ids:
-        return bound
-    for connection in Connection.objects.filter(owner_id=run.flow.owner_id, pk__in=ids):
-        try:
-            bound[connection.pk] = BoundConnection(
-                connection.service, connection.config or {}, connection.get_secrets()
-            )
-        except SecretsUnreadable as exc:
-            bound[connection.pk] = BoundConnection(connection.service, {}, None, str(exc))
-    return bound
+    return connections.source().bound(run.flow.owner_id, ids) if ids else {}
 
 
 def _secret_values(value: Any) -> list[str]:
@@ -321,8 +310,6 @@ class RunExecution:
         self.events.flush({"type": "response", "run": self.run.pk, "response": response})
 
     def call_flow(self, step: dict[str, Any], context: dict[str, Any]) -> StepOutcome:
-        from flows.engine.runs import call_flow
-
         started = time.perf_counter()
         try:
             config = render_config(step, context)
@@ -363,8 +350,6 @@ class RunExecution:
         if waiters:
             dispatch_waiting(run.flow_id)
         if status == Run.Status.FAILED and (self.plan.get("on_error") or {}).get("flow"):
-            from flows.engine.runs import start_error_flow
-
             start_error_flow(run, self.plan["on_error"]["flow"])
 
 
@@ -438,35 +423,52 @@ def _over_time_limit(limit: Any) -> str:
     return f"the run exceeded its time limit of {limit} s"
 
 
-def dispatch_waiting(flow_id: int) -> int:
-    """Hand runs that waited for a free slot of their flow back to the executor."""
-    waiting_runs = Run.objects.filter(
-        flow_id=flow_id, status__in=(Run.Status.QUEUED, Run.Status.WAITING), claim=WAITING
+def call_flow(parent: Run, step_id: str, config: dict[str, Any]) -> StepOutcome:
+    """`flow.call`: run one of the owner's deployed flows with an input, linked to its parent
+    run; wait for its output unless told not to."""
+    depth = parent.depth + 1
+    cap = settings.FLOWS_SUBFLOW_MAX_DEPTH
+    if depth > cap:
+        return StepOutcome(
+            "failed", error=f"flows call each other more than {cap} deep: refusing to go on"
+        )
+    flow = Flow.objects.filter(owner_id=parent.flow.owner_id, pk=config.get("flow")).first()
+    if flow is None:
+        return StepOutcome("failed", error=f"flow {config.get('flow')} is not one of yours")
+    wanted = str(config.get("version") or "latest").strip()
+    if wanted == "latest":
+        version = flow.current_version
+    else:
+        version = flow.versions.filter(number=int(wanted) if wanted.isdigit() else -1).first()
+    if version is None:
+        return StepOutcome("failed", error=f"flow '{flow.name}' has no deployed version {wanted!r}")
+    links = {"parent_run": parent, "parent_step": step_id, "depth": depth}
+    child, _ = create_run(
+        flow,
+        trigger="flow",
+        event=config.get("input") if config.get("input") is not None else {},
+        plan=version.plan,
+        version=version,
+        parent=links,
+        enqueue=not config.get("wait", True),
     )
-    if not waiting_runs.exists():
-        return 0
-    with transaction.atomic():
-        flow = (
-            Flow.objects.select_for_update()
-            .filter(pk=flow_id)
-            .only("pk", "max_concurrency")
-            .first()
+    if not config.get("wait", True):
+        return StepOutcome("succeeded", {"run_id": child.pk, "flow": flow.pk})
+    if child.status == Run.Status.QUEUED:
+        execute_run(child.pk, uuid.uuid4().hex, manage_connections=False, ignore_slots=True)
+        child.refresh_from_db()
+    answer = {"run_id": child.pk, "status": child.status}
+    if child.status in (Run.Status.SUCCEEDED, Run.Status.SUCCEEDED_WITH_ERRORS):
+        return StepOutcome("succeeded", child.output)
+    if child.status == Run.Status.WAITING:
+        error = (
+            f"the called flow's run #{child.pk} waits until {child.resume_at:%Y-%m-%d %H:%M} "
+            "UTC: call it without waiting for its output"
         )
-        if flow is None:
-            return 0
-        free = (
-            flow.max_concurrency
-            - Run.objects.filter(flow_id=flow_id, status=Run.Status.RUNNING).count()
-        )
-        if free <= 0:
-            return 0
-        waiting = list(
-            waiting_runs.order_by("created_at", "id").values_list("pk", "plan__time_limit_s")[:free]
-        )
-        Run.objects.filter(pk__in=[pk for pk, _ in waiting]).update(claim="")
-    for pk, limit in waiting:
-        dispatch(pk, limit)
-    return len(waiting)
+        return StepOutcome("failed", answer, error=error)
+    return StepOutcome(
+        "failed", answer, error=f"the called flow's run #{child.pk} {child.status}: {child.error}"
+    )
 
 
 def recover(run_id: int, reason: str = WORKER_LOST) -> str:
@@ -540,3 +542,13 @@ def recover_local_runs() -> int:
         dispatch(run.pk, (run.plan or {}).get("time_limit_s"), at=run.resume_at)
         recovered += 1
     return recovered
+
+
+def _execute_inline(run_id: int, token: str, _time_limit_s: int | None, delay: float) -> None:
+    """Tests and one-off commands: execute at once, in the caller, on its connection."""
+    if delay:
+        time.sleep(delay)
+    execute_run(run_id, token, manage_connections=False)
+
+
+queue.register("inline", _execute_inline)

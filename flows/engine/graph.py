@@ -30,10 +30,11 @@ from django.utils.dateparse import parse_datetime
 
 from flows import capabilities as capability_registry
 from flows import templating
+from flows.capabilities import CapabilityError
 from flows.catalog import ERROR_PORT
 from flows.document import OUT, TRIGGER
 from flows.engine import logs
-from flows.engine.steps import StepOutcome, Usage, capability_callables, run_step
+from flows.engine.steps import StepOutcome, Usage, capability_callables, render_config, run_step
 from flows.models import Run, StepRun
 
 if TYPE_CHECKING:
@@ -41,6 +42,19 @@ if TYPE_CHECKING:
 
 MAX_ERROR_CHARS = 8000
 DONE = {StepRun.Status.SUCCEEDED, StepRun.Status.SKIPPED}
+# What finishing a step run changes of the row saved when it started.
+FINISHED_FIELDS = [
+    "status",
+    "port",
+    "input",
+    "output",
+    "error",
+    "duration_ms",
+    "fuel_used",
+    "tokens",
+    "resume_at",
+    "finished_at",
+]
 
 
 def plan_edges(plan: dict[str, Any]) -> list[tuple[str, str, str]]:
@@ -102,6 +116,8 @@ class Walker:
             self.outgoing[edge[0]].append(edge)
         self.ready: list[tuple[Frame, str]] = []
         self.messages: queue.Queue = queue.Queue()
+        self.lock = threading.Lock()
+        self.closed = False
         self.pool: ThreadPoolExecutor | None = None
         self.running = 0
         self.coordinator = threading.get_ident()
@@ -145,8 +161,7 @@ class Walker:
                     break
                 self.handle(self.messages.get())
         finally:
-            if self.pool is not None:
-                self.pool.shutdown(wait=True)
+            self.close()
         if self.stop is not None:
             return self.stop[0], self.stop[1], self.output, None
         if top.error:
@@ -174,8 +189,23 @@ class Walker:
         if threading.get_ident() == self.coordinator:
             return fn()
         future: Future = Future()
-        self.messages.put(("call", fn, future))
+        with self.lock:
+            if self.closed:
+                raise RuntimeError("the run this step belongs to has stopped")
+            self.messages.put(("call", fn, future))
         return future.result()
+
+    def close(self) -> None:
+        """The walk is over (normally nothing runs by then; after a time limit, steps may still
+        run): steps still running get an error for anything they ask of the coordinator."""
+        with self.lock:
+            self.closed = True
+        while not self.messages.empty():
+            message = self.messages.get_nowait()
+            if message[0] == "call":
+                message[2].set_exception(RuntimeError("the run this step belongs to has stopped"))
+        if self.pool is not None:
+            self.pool.shutdown(wait=False, cancel_futures=True)
 
     # frames and edges ------------------------------------------------------------------------
     def enter(self, frame: Frame, source: str, port: str) -> None:
@@ -258,12 +288,12 @@ class Walker:
         if row.pk is None:
             row.save(force_insert=True)
         else:
-            row.save()
+            row.save(update_fields=FINISHED_FIELDS)
         event = logs.step_event(row)
-        if durable:
-            self.x.events.flush(event)
+        if durable and self.running > 0:
+            self.x.events.flush(event)  # other steps still run: watchers see this one now
         else:
-            self.x.events.add(event)
+            self.x.events.add(event)  # leaves with what comes next, in a moment
 
     def skip(self, frame: Frame, step_id: str, reason: str) -> None:
         frame.state[step_id] = "done"
@@ -302,7 +332,9 @@ class Walker:
             self.start_wait(frame, step_id)
         elif kind == "flow.call":
             row = self.new_row(frame, step_id)
-            self.finish_step(frame, step_id, row, self.x.call_flow(step, self.context(frame, step_id)))
+            self.finish_step(
+                frame, step_id, row, self.x.call_flow(step, self.context(frame, step_id))
+            )
         else:
             self.start_step(frame, step_id, inline)
 
@@ -378,16 +410,21 @@ class Walker:
             log=log,
             usage=usage,
         )
+        asked: list[float] = []  # waits services asked for (Retry-After), for the retry
         for name, call in list(callables.items()):
             capability = capability_registry.get(name)
             if capability is not None and capability.service is None:
                 # Built-in capabilities (the key-value store) use the database.
-                callables[name] = lambda payload, call=call: self.on_coordinator(
-                    lambda: call(payload)
-                )
+                call = self.coordinated(call)
+            callables[name] = noting_waits(call, asked)
         outcome = run_step(step, context, callables, log)
         outcome.usage = usage.totals
+        if outcome.status == "failed" and asked:
+            outcome.retry_after = max(outcome.retry_after, asked[-1])
         return outcome
+
+    def coordinated(self, call):
+        return lambda payload: self.on_coordinator(lambda: call(payload))
 
     def finish_step(self, frame: Frame, step_id: str, row: StepRun, outcome: StepOutcome) -> None:
         step = self.steps[step_id]
@@ -406,7 +443,9 @@ class Walker:
                 row.port = ERROR_PORT
                 row.output = {"error": error, "step": step_id, "retryable": outcome.retryable}
                 self.record(row, durable)
-                self.x.log.write(step_id, "warning", f"failed; going on along its error path: {error}")
+                self.x.log.write(
+                    step_id, "warning", f"failed; going on along its error path: {error}"
+                )
                 frame.state[step_id] = "done"
                 frame.outputs[step_id] = row.output
                 self.leave(frame, step_id, ERROR_PORT)
@@ -424,6 +463,13 @@ class Walker:
         frame.outputs[step_id] = outcome.output
         self.note_output(frame, outcome.output)
         if outcome.status == "skipped":
+            if frame.loop is not None:
+                # In a loop a filter ends its item only: the steps after it stay unsettled.
+                self.x.log.write(
+                    step_id, "info", f"item {frame.index} skipped: {outcome.skip_reason}"
+                )
+                self.done(frame)
+                return
             self.output = outcome.output
             self.x.log.write(step_id, "info", f"run skipped: {outcome.skip_reason}")
             self.stop = (Run.Status.SKIPPED, f"step '{step_id}': {outcome.skip_reason}")
@@ -501,11 +547,17 @@ class Walker:
         step = self.steps[step_id]
         row = self.new_row(frame, step_id)
         context = self.context(frame, step_id)
-        config = step["config"]
         try:
-            items = templating.render_value(config["items"], context)
+            config = render_config(step, context)
         except templating.TemplateError as exc:
-            self.finish_step(frame, step_id, row, StepOutcome("failed", error=f"field 'items': {exc}"))
+            self.finish_step(frame, step_id, row, StepOutcome("failed", error=str(exc)))
+            return
+        items = config["items"]
+        try:
+            wanted = int(config.get("concurrency") or 1)
+        except (TypeError, ValueError):
+            error = f"field 'concurrency' must give a whole number, not {config['concurrency']!r}"
+            self.finish_step(frame, step_id, row, StepOutcome("failed", error=error))
             return
         if isinstance(items, dict):
             items = [{"key": k, "value": v} for k, v in items.items()]
@@ -518,7 +570,8 @@ class Walker:
             error = f"the list has {len(items)} items; a loop takes at most {cap}"
             self.finish_step(frame, step_id, row, StepOutcome("failed", error=error))
             return
-        row.input = {"items": len(items), "concurrency": config.get("concurrency", 1)}
+        concurrency = max(1, min(wanted, settings.FLOWS_FOREACH_MAX_CONCURRENCY))
+        row.input = {"items": len(items), "concurrency": concurrency}
         row.save(force_insert=True)
         self.x.events.flush(logs.step_event(row))
         loop = Loop(
@@ -526,9 +579,7 @@ class Walker:
             step=step_id,
             row=row,
             items=items,
-            concurrency=max(
-                1, min(int(config.get("concurrency") or 1), settings.FLOWS_FOREACH_MAX_CONCURRENCY)
-            ),
+            concurrency=concurrency,
             continue_on_error=bool(config.get("continue_on_error")),
             results=[None] * len(items),
         )
@@ -575,6 +626,7 @@ class Walker:
         else:
             outcome = StepOutcome("succeeded", loop.results)
             if loop.failures:
+                self.had_errors = True
                 self.x.log.write(
                     loop.step,
                     "warning",
@@ -584,6 +636,20 @@ class Walker:
         started = loop.row.started_at
         outcome.duration_ms = (timezone.now() - started).total_seconds() * 1000
         self.finish_step(loop.frame, loop.step, loop.row, outcome)
+
+
+def noting_waits(call, asked: list[float]):
+    """A capability that notes how long its service asked to wait when it refuses."""
+
+    def noted(payload: Any) -> Any:
+        try:
+            return call(payload)
+        except CapabilityError as exc:
+            if exc.retry_after:
+                asked.append(exc.retry_after)
+            raise
+
+    return noted
 
 
 def wait_until(step: dict[str, Any], context: dict[str, Any]) -> datetime:

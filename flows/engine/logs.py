@@ -118,6 +118,9 @@ def step_event(step: StepRun) -> dict[str, Any]:
         "type": "step",
         "run": step.run_id,
         "step": step.step_id,
+        # The loop item it ran for ("each[3]"; "" outside loops) and the port it left on.
+        "scope": step.scope,
+        "port": step.port,
         "kind": step.kind,
         "position": step.position,
         "status": step.status,
@@ -183,8 +186,8 @@ class RunLog:
         self.redact = redact
         self.events = events
         self.lock = threading.Lock()
-        # Only an earlier attempt of the run can have logged already.
-        first = run.attempts <= 1
+        # Only an earlier attempt of the run, or its part before it parked, can have logged.
+        first = run.attempts <= 1 and run.resume_at is None
         self.seq = 0 if first else LogLine.objects.filter(run=run).aggregate(m=Max("seq"))["m"] or 0
 
     def write(self, step_id: str, level: str, message: str) -> None:

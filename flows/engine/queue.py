@@ -6,16 +6,13 @@ FLOWS_EXECUTOR chooses: "auto" (Celery when REDIS_URL is set, else embedded), "c
 
 from __future__ import annotations
 
-import time
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
-
-# Time a run may spend past its soft limit cleaning up before Celery kills it.
-HARD_LIMIT_GRACE_S = 30
 
 
 def executor_mode() -> str:
@@ -25,34 +22,28 @@ def executor_mode() -> str:
     return mode
 
 
+# A backend takes (run id, dispatch token, the run's time limit, seconds to wait before it starts).
+Backend = Callable[[int, str, int | None, float], None]
+_backends: dict[str, Backend] = {}
+
+
+def register(mode: str, backend: Backend) -> None:
+    """Called by each executor at import: the executor (inline), flows.tasks (celery) and the
+    embedded executor, so that this module, which every part of the engine uses to enqueue,
+    imports none of them."""
+    _backends[mode] = backend
+
+
 def dispatch(run_id: int, time_limit_s: int | None = None, at: datetime | None = None) -> None:
     """Enqueue a run once the current transaction commits (so the worker can read it), to start
     at once or at `at` (a parked run); inline, execute it now, on the caller's connection."""
     token = uuid.uuid4().hex
     mode = executor_mode()
+    backend = _backends.get(mode)
+    if backend is None:
+        raise RuntimeError(f"FLOWS_EXECUTOR: no executor '{mode}' is installed here")
     delay = max(0.0, (at - timezone.now()).total_seconds()) if at else 0.0
     if mode == "inline":
-        from flows.engine.executor import execute_run
-
-        if delay:
-            time.sleep(delay)
-        execute_run(run_id, token, manage_connections=False)
+        backend(run_id, token, time_limit_s, delay)
         return
-
-    def send() -> None:
-        if mode == "celery":
-            from flows.tasks import execute_run
-
-            soft = int(time_limit_s or settings.FLOWS_RUN_DEFAULT_TIME_LIMIT_S)
-            execute_run.apply_async(
-                (run_id, token),
-                soft_time_limit=soft,
-                time_limit=soft + HARD_LIMIT_GRACE_S,
-                countdown=delay or None,
-            )
-        else:
-            from flows.engine import embedded
-
-            embedded.submit(run_id, token, delay)
-
-    transaction.on_commit(send)
+    transaction.on_commit(lambda: backend(run_id, token, time_limit_s, delay))

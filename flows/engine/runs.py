@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from django.conf import settings
@@ -13,11 +12,12 @@ from flows import templating
 from flows.engine import logs
 from flows.engine.errors import FlowNotDeployed, FlowPaused
 from flows.engine.queue import dispatch
-from flows.engine.steps import StepOutcome
 from flows.models import Flow, FlowVersion, Run
 
+WAITING = "waiting"  # Run.claim of a run refused for lack of a free slot: the next finish wakes it
 
-def _create(
+
+def create_run(
     flow: Flow,
     *,
     trigger: str,
@@ -111,8 +111,6 @@ def _cancel_older(run: Run, limit: int) -> None:
     Run.objects.filter(pk__in=older, status__in=ACTIVE).update(
         status=Run.Status.CANCELLED, cancelled_by=run, error=error, finished_at=timezone.now()
     )
-    from flows.engine.executor import dispatch_waiting
-
     for cancelled in Run.objects.filter(pk__in=older, status=Run.Status.CANCELLED):
         logs.send(cancelled, logs.run_event(cancelled))
     dispatch_waiting(run.flow_id)
@@ -147,7 +145,7 @@ def start_run(
                 )
             version = flow.current_version
         plan = version.plan
-    return _create(
+    return create_run(
         flow, trigger=trigger, event=event, plan=plan, version=version, delivery_id=delivery_id
     )
 
@@ -166,62 +164,10 @@ def rerun(run: Run, latest: bool = False) -> Run:
         version, plan = run.version, run.version.plan
     else:
         version, plan = None, run.plan
-    new_run, _ = _create(
+    new_run, _ = create_run(
         flow, trigger=run.trigger, event=run.event, plan=plan, version=version, rerun_of=run
     )
     return new_run
-
-
-def call_flow(parent: Run, step_id: str, config: dict[str, Any]) -> StepOutcome:
-    """`flow.call`: run one of the owner's deployed flows with an input, linked to its parent
-    run; wait for its output unless told not to."""
-    from flows.engine.executor import execute_run
-
-    depth = parent.depth + 1
-    cap = settings.FLOWS_SUBFLOW_MAX_DEPTH
-    if depth > cap:
-        return StepOutcome(
-            "failed", error=f"flows call each other more than {cap} deep: refusing to go on"
-        )
-    flow = Flow.objects.filter(owner_id=parent.flow.owner_id, pk=config.get("flow")).first()
-    if flow is None:
-        return StepOutcome("failed", error=f"flow {config.get('flow')} is not one of yours")
-    wanted = str(config.get("version") or "latest").strip()
-    if wanted == "latest":
-        version = flow.current_version
-    else:
-        version = flow.versions.filter(number=int(wanted) if wanted.isdigit() else -1).first()
-    if version is None:
-        return StepOutcome(
-            "failed", error=f"flow '{flow.name}' has no deployed version {wanted!r}"
-        )
-    links = {"parent_run": parent, "parent_step": step_id, "depth": depth}
-    child, _ = _create(
-        flow,
-        trigger="flow",
-        event=config.get("input") if config.get("input") is not None else {},
-        plan=version.plan,
-        version=version,
-        parent=links,
-        enqueue=not config.get("wait", True),
-    )
-    if not config.get("wait", True):
-        return StepOutcome("succeeded", {"run_id": child.pk, "flow": flow.pk})
-    if child.status == Run.Status.QUEUED:
-        execute_run(child.pk, uuid.uuid4().hex, manage_connections=False, ignore_slots=True)
-        child.refresh_from_db()
-    answer = {"run_id": child.pk, "status": child.status}
-    if child.status in (Run.Status.SUCCEEDED, Run.Status.SUCCEEDED_WITH_ERRORS):
-        return StepOutcome("succeeded", child.output)
-    if child.status == Run.Status.WAITING:
-        error = (
-            f"the called flow's run #{child.pk} waits until {child.resume_at:%Y-%m-%d %H:%M} "
-            "UTC: call it without waiting for its output"
-        )
-        return StepOutcome("failed", answer, error=error)
-    return StepOutcome(
-        "failed", answer, error=f"the called flow's run #{child.pk} {child.status}: {child.error}"
-    )
 
 
 def start_error_flow(failed: Run, flow_id: int) -> Run | None:
@@ -235,7 +181,7 @@ def start_error_flow(failed: Run, flow_id: int) -> Run | None:
         "flow": {"id": failed.flow_id, "name": failed.flow.name},
         "run": {"id": failed.pk, "status": failed.status, "error": failed.error},
     }
-    run, _ = _create(
+    run, _ = create_run(
         flow,
         trigger="error",
         event=event,
@@ -244,6 +190,37 @@ def start_error_flow(failed: Run, flow_id: int) -> Run | None:
         parent={"parent_run": failed, "depth": failed.depth + 1},
     )
     return run
+
+
+def dispatch_waiting(flow_id: int) -> int:
+    """Hand runs that waited for a free slot of their flow back to the executor."""
+    waiting_runs = Run.objects.filter(
+        flow_id=flow_id, status__in=(Run.Status.QUEUED, Run.Status.WAITING), claim=WAITING
+    )
+    if not waiting_runs.exists():
+        return 0
+    with transaction.atomic():
+        flow = (
+            Flow.objects.select_for_update()
+            .filter(pk=flow_id)
+            .only("pk", "max_concurrency")
+            .first()
+        )
+        if flow is None:
+            return 0
+        free = (
+            flow.max_concurrency
+            - Run.objects.filter(flow_id=flow_id, status=Run.Status.RUNNING).count()
+        )
+        if free <= 0:
+            return 0
+        waiting = list(
+            waiting_runs.order_by("created_at", "id").values_list("pk", "plan__time_limit_s")[:free]
+        )
+        Run.objects.filter(pk__in=[pk for pk, _ in waiting]).update(claim="")
+    for pk, limit in waiting:
+        dispatch(pk, limit)
+    return len(waiting)
 
 
 def pause_flow(flow: Flow) -> None:

@@ -17,6 +17,7 @@ from flows import capabilities as capability_registry
 from flows import catalog, templating
 from flows.capabilities import CapabilityContext, CapabilityError
 from flows.catalog import Route
+from flows.connections import BoundConnection
 from flows.engine.errors import SkipRun
 
 LogFn = Callable[[str, str], None]
@@ -49,14 +50,6 @@ class Usage:
                 self.totals[key] = self.totals.get(key, 0) + value
             else:
                 self.totals[key] = value
-
-
-@dataclass
-class BoundConnection:
-    service: str
-    config: dict[str, Any]
-    secrets: dict[str, Any] | None
-    problem: str = ""  # why it cannot be used (deleted, unreadable secrets)
 
 
 def capability_callables(

@@ -5,70 +5,105 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('flows', '0002_run_claim_worker'),
+        ("flows", "0002_run_claim_worker"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='run',
-            name='cancelled_by',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='cancelled', to='flows.run'),
+            model_name="run",
+            name="cancelled_by",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="cancelled",
+                to="flows.run",
+            ),
         ),
         migrations.AddField(
-            model_name='run',
-            name='concurrency_key',
+            model_name="run",
+            name="concurrency_key",
             field=models.CharField(blank=True, max_length=200),
         ),
         migrations.AddField(
-            model_name='run',
-            name='depth',
+            model_name="run",
+            name="depth",
             field=models.PositiveSmallIntegerField(default=0),
         ),
         migrations.AddField(
-            model_name='run',
-            name='parent_run',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='children', to='flows.run'),
+            model_name="run",
+            name="parent_run",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="children",
+                to="flows.run",
+            ),
         ),
         migrations.AddField(
-            model_name='run',
-            name='parent_step',
+            model_name="run",
+            name="parent_step",
             field=models.CharField(blank=True, max_length=100),
         ),
         migrations.AddField(
-            model_name='run',
-            name='response',
+            model_name="run",
+            name="response",
             field=models.JSONField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='run',
-            name='resume_at',
+            model_name="run",
+            name="resume_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='steprun',
-            name='port',
-            field=models.CharField(blank=True, default='', max_length=100),
+            model_name="steprun",
+            name="port",
+            field=models.CharField(blank=True, default="", max_length=100),
         ),
         migrations.AddField(
-            model_name='steprun',
-            name='resume_at',
+            model_name="steprun",
+            name="resume_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='steprun',
-            name='scope',
-            field=models.CharField(blank=True, default='', max_length=200),
+            model_name="steprun",
+            name="scope",
+            field=models.CharField(blank=True, default="", max_length=200),
         ),
         migrations.AlterField(
-            model_name='run',
-            name='status',
-            field=models.CharField(choices=[('queued', 'Queued'), ('running', 'Running'), ('succeeded', 'Succeeded'), ('failed', 'Failed'), ('skipped', 'Skipped'), ('cancelled', 'Cancelled'), ('succeeded_with_errors', 'Succeeded with errors'), ('waiting', 'Waiting')], db_index=True, default='queued', max_length=32),
+            model_name="run",
+            name="status",
+            field=models.CharField(
+                choices=[
+                    ("queued", "Queued"),
+                    ("running", "Running"),
+                    ("succeeded", "Succeeded"),
+                    ("failed", "Failed"),
+                    ("skipped", "Skipped"),
+                    ("cancelled", "Cancelled"),
+                    ("succeeded_with_errors", "Succeeded with errors"),
+                    ("waiting", "Waiting"),
+                ],
+                db_index=True,
+                default="queued",
+                max_length=32,
+            ),
         ),
         migrations.AlterField(
-            model_name='steprun',
-            name='status',
-            field=models.CharField(choices=[('running', 'Running'), ('succeeded', 'Succeeded'), ('failed', 'Failed'), ('skipped', 'Skipped'), ('waiting', 'Waiting')], default='running', max_length=16),
+            model_name="steprun",
+            name="status",
+            field=models.CharField(
+                choices=[
+                    ("running", "Running"),
+                    ("succeeded", "Succeeded"),
+                    ("failed", "Failed"),
+                    ("skipped", "Skipped"),
+                    ("waiting", "Waiting"),
+                ],
+                default="running",
+                max_length=16,
+            ),
         ),
     ]

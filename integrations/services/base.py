@@ -226,6 +226,8 @@ class ServiceClient:
                 resend = safe_to_resend or response.status_code in NOT_PROCESSED_STATUSES
                 wait = self.retry_delay(response)
                 if wait is not None and wait > settings.FLOWS_HTTP_RETRY_AFTER_MAX_S:
+                    # Too long to hold a worker: the engine parks the run that long instead.
+                    error.retry_after = wait
                     raise error
             if attempt == self.attempts or not resend:
                 raise error

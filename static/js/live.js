@@ -3,23 +3,26 @@
 // finished step or run is fetched again as the server renders it, with its outputs.
 (function () {
   "use strict";
-  var FINISHED = ["succeeded", "failed", "skipped", "cancelled"];
+  var FINISHED = ["succeeded", "failed", "skipped", "cancelled", "succeeded_with_errors"];
+  // A run that parks (a wait, a long retry backoff) is shown again as the server renders it.
+  var SETTLED = FINISHED.concat(["waiting"]);
 
   function refetch(url, target) {
     if (document.querySelector(target)) htmx.ajax("GET", url, { target: target, swap: "outerHTML" });
   }
 
   function onRunPage(event, live) {
-    if (event.type === "step" && FINISHED.indexOf(event.status) >= 0) {
+    if (event.type === "step" && SETTLED.indexOf(event.status) >= 0) {
       var id = "#run-" + event.run + "-item-" + event.step;
       setTimeout(function () { refetch(live.dataset.stepUrl + event.step + "/", id); }, 0);
     } else if (event.type === "run") {
       var badge = document.getElementById("run-" + event.run + "-status");
       if (badge) {
         badge.className = "badge " + event.status;
-        badge.textContent = event.status.charAt(0).toUpperCase() + event.status.slice(1);
+        var words = event.status.replace(/_/g, " ");
+        badge.textContent = words.charAt(0).toUpperCase() + words.slice(1);
       }
-      if (FINISHED.indexOf(event.status) >= 0) {
+      if (SETTLED.indexOf(event.status) >= 0) {
         setTimeout(function () { refetch(live.dataset.liveUrl, "#run-live-" + event.run); }, 0);
       }
     }

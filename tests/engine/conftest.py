@@ -16,7 +16,7 @@ from django.contrib.auth import get_user_model
 
 from flows.capabilities import REGISTRY, CapabilityContext, CapabilityError
 from flows.capabilities import register as register_capability
-from flows.catalog import CATALOG, Block, Param, register_block
+from flows.catalog import CATALOG, Block, register_block
 from flows.compiler import deploy
 from flows.models import Flow, Run
 
@@ -88,32 +88,6 @@ def make_flow(user) -> Callable[..., Flow]:
 
 def last_run(flow: Flow) -> Run:
     return Run.objects.filter(flow=flow).order_by("-id").first()
-
-
-@pytest.fixture
-def flaky_block() -> Iterator[dict[str, int]]:
-    """A block failing with a retryable error until its `succeed_on`-th attempt."""
-    calls: dict[str, int] = {"count": 0}
-
-    def execute(config: dict, ctx) -> dict:
-        calls["count"] += 1
-        ctx.log("info", f"call {calls['count']}")
-        if calls["count"] < config["succeed_on"]:
-            raise CapabilityError("the service is busy", retryable=calls["count"] < 99)
-        return {"calls": calls["count"]}
-
-    register_block(
-        Block(
-            kind="test.flaky",
-            category="logic",
-            title="Flaky",
-            description="Fails until the nth call.",
-            params=(Param("succeed_on", "integer", default=2),),
-            execute=execute,
-        )
-    )
-    yield calls
-    CATALOG.pop("test.flaky")
 
 
 @pytest.fixture

@@ -200,17 +200,26 @@ def session_key(user) -> str:
     return session.session_key
 
 
-def seed(document: dict, **flow_fields: Any) -> dict[str, Any]:
-    """Two users (ada owns the flow, bob does not), both logged in, and ada's deployed flow."""
+def seed(document: dict, connections: dict | None = None, **flow_fields: Any) -> dict[str, Any]:
+    """Two users (ada owns the flow, bob does not), both logged in, and ada's deployed flow;
+    `connections` ({alias: {service, config, secrets}}) become ada's and bind the aliases."""
     from django.contrib.auth import get_user_model
 
     from flows.compiler import deploy
     from flows.models import Flow
+    from integrations.models import Connection
 
     users = get_user_model().objects
     # No passwords: they log in by session, and hashing one costs a good part of a second.
     ada = users.filter(username="ada").first() or users.create_user("ada")
     bob = users.filter(username="bob").first() or users.create_user("bob")
+    for alias, spec in (connections or {}).items():
+        connection = Connection(
+            owner=ada, service=spec["service"], name=alias, config=spec.get("config") or {}
+        )
+        connection.set_secrets(spec.get("secrets") or {})
+        connection.save()
+        document["connections"][alias] = {"service": spec["service"], "connection": connection.pk}
     flow = Flow.objects.create(
         owner=ada,
         name=document.get("name", "Flow"),
@@ -287,6 +296,7 @@ if __name__ == "__main__":
     django.setup()
     if sys.argv[1:] == ["seed"]:
         request = json.loads(sys.stdin.read())
-        print(json.dumps(seed(request["document"], **request.get("flow", {}))))
+        flow = request.get("flow", {})
+        print(json.dumps(seed(request["document"], request.get("connections"), **flow)))
     else:
         raise SystemExit("usage: python -m tests.engine.live seed < request.json")

@@ -100,8 +100,7 @@ def test_cycles_and_unreachable_steps_are_refused(user):
     assert errors == [
         "no edge may lead into the trigger",
         "step 'c': no edge from the trigger leads to this step",
-        "edges form a cycle through steps 'a', 'b' (to repeat steps, put them in a For each "
-        "loop)",
+        "edges form a cycle through steps 'a', 'b' (to repeat steps, put them in a For each loop)",
     ]
     assert errors[2].field == "edges"
 

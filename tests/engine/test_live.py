@@ -82,6 +82,49 @@ KILLABLE = document(
 )
 
 
+# Waits of a second or more park the run (the default is 5 s, too long for a test).
+PARK_QUICKLY = {"FLOWS_PARK_MIN_S": "1"}
+
+COUNT = """
+def main(event, ctx):
+    word = ctx.run["item"]
+    return {"word": word, "letters": len(word)}
+"""
+
+RESPONDER = {
+    "schema": "flowbuilder/flow@2",
+    "name": "Responder",
+    "trigger": {"kind": "trigger.webhook", "config": {}},
+    "settings": {},
+    "connections": {},
+    "steps": [
+        {
+            "id": "each",
+            "kind": "logic.foreach",
+            "config": {"items": "{{ event.body.words }}", "concurrency": 2},
+        },
+        {"id": "count", "kind": "code.python", "parent": "each", "config": {"source": COUNT}},
+        {
+            "id": "answer",
+            "kind": "http.respond",
+            "config": {
+                "status": 201,
+                "body": {"letters": "{{ steps.each | map(attribute='letters') | list }}"},
+            },
+        },
+        {"id": "pause", "kind": "logic.wait", "config": {"seconds": 3}},
+        {"id": "after", "kind": "logic.template", "config": {"template": "resumed"}},
+    ],
+    "edges": [
+        ["trigger", "out", "each"],
+        ["each", "body", "count"],
+        ["each", "out", "answer"],
+        ["answer", "out", "pause"],
+        ["pause", "out", "after"],
+    ],
+}
+
+
 @dataclass
 class Stack:
     base: str
@@ -110,6 +153,15 @@ class Stack:
                 "select count(*) from flows_run where flow_id = ?", (flow_id,)
             ).fetchone()[0]
 
+    def latest_run(self, flow_id: int) -> int | None:
+        if DISTRIBUTED:
+            from flows.models import Run
+
+            return Run.objects.filter(flow_id=flow_id).values_list("pk", flat=True).first()
+        with sqlite3.connect(self.sqlite_path) as db:
+            query = "select max(id) from flows_run where flow_id = ?"
+            return db.execute(query, (flow_id,)).fetchone()[0]
+
     def restart_server(self) -> None:
         port = int(self.base.rsplit(":", 1)[1])
         self.server, _ = live.start_server(self.env, self.log_dir, port)
@@ -130,20 +182,23 @@ def stack(django_db_setup, django_db_blocker):
         from flowbuilder.celery import app
 
         app.control.purge()  # messages left by an earlier, interrupted session
-        env = live.server_env(_postgres_url(), settings.REDIS_URL)
+        env = live.server_env(_postgres_url(), settings.REDIS_URL, **PARK_QUICKLY)
         worker = live.start_worker(env, log_dir)
     else:
         sqlite_path = log_dir / "embedded.sqlite3"
-        env = live.server_env(f"sqlite:///{sqlite_path}")
+        env = live.server_env(f"sqlite:///{sqlite_path}", **PARK_QUICKLY)
         live.run_manage(env, "manage.py", "migrate", "--noinput")
+    current = None
     try:
         server, base = live.start_server(env, log_dir)
         current = Stack(base, env, log_dir, server, worker, sqlite_path)
         yield current
         current.server.stop()
     finally:
-        if worker:
-            worker.stop()
+        # A test may have replaced the worker: stop the one running now.
+        running = current.worker if current is not None else worker
+        if running:
+            running.stop()
 
 
 @pytest.fixture
@@ -294,3 +349,35 @@ def test_a_run_whose_worker_is_killed_is_executed_again(journey):
         f"attempt 2: resuming after {WORKER_LOST}",
         "second attempt",
     ]
+
+
+def test_a_flow_answers_its_caller_then_parks_and_resumes_after_a_restart(journey):
+    """Loop items run as code steps in parallel, the caller gets the flow's own response at once
+    (no ?wait), then the run parks on a wait, its worker (or server) restarts, and it resumes."""
+    info = journey.seed(RESPONDER)
+    posted = httpx.post(
+        f"{journey.base}/hooks/{info['token']}/", json={"words": ["ab", "cde", "f"]}, timeout=30
+    )
+    assert posted.status_code == 201
+    assert posted.json() == {"letters": [2, 3, 1]}
+
+    def status_of(run_id: int) -> dict:
+        return httpx.get(f"{journey.base}/hooks/{info['token']}/runs/{run_id}/").json()
+
+    run_id = journey.latest_run(info["flow_id"])
+    live.wait_until(
+        lambda: status_of(run_id)["status"] == "waiting", 30, "the run to park on its wait"
+    )
+    if DISTRIBUTED:
+        journey.worker.stop()  # a warm shutdown hands the parked run's message back
+        journey.worker = live.start_worker(journey.env, journey.log_dir)
+    else:
+        journey.server.kill()  # its timer dies with it: the restarted server re-arms it
+        journey.restart_server()
+
+    def finished() -> dict | None:
+        status = status_of(run_id)
+        return status if status["status"] not in ("queued", "running", "waiting") else None
+
+    status = live.wait_until(finished, 60, "the parked run to resume", interval=0.2)
+    assert (status["status"], status["output"]) == ("succeeded", {"text": "resumed"}), status

@@ -36,6 +36,10 @@ class FakeLLM(FakeServer):
         self.api_key = api_key
         self.context_size = context_size
         self.replies: list[str] = []
+        # Seconds each completion takes, and the most completions served at the same time.
+        self.latency = 0.0
+        self.in_flight = 0
+        self.max_in_flight = 0
         super().__init__()
 
     @property
@@ -57,6 +61,19 @@ class FakeLLM(FakeServer):
         return Answer(404, "404 page not found")
 
     def dispatch(self, request: Recorded) -> Answer:
+        # The model's latency, outside the lock the answers are made under, so calls overlap.
+        with self.lock:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            if self.latency:
+                time.sleep(self.latency)
+            return self.answer(request)
+        finally:
+            with self.lock:
+                self.in_flight -= 1
+
+    def answer(self, request: Recorded) -> Answer:
         if self.api_key is not None:
             if request.headers.get("authorization") != f"Bearer {self.api_key}":
                 with self.lock:

@@ -7,6 +7,7 @@ import re
 
 import pytest
 
+from flows.models import Run, StepRun
 from tests.fakes.base import Answer
 from tests.templates.support import REPO, log_of, payload, run_of
 
@@ -48,6 +49,11 @@ FILES = [
 ]
 SHA = "4f2a9c1d0e5b6a7980c1d2e3f4a5b6c7d8e9f001"
 NEW_SHA = "9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1b0c"
+
+
+def steps_of(run: Run) -> dict[str, StepRun]:
+    """The last record of each top-level step of the run, by step id."""
+    return {r.step_id: r for r in StepRun.objects.filter(run=run, scope="").order_by("id")}
 
 
 def review_answer(messages: list[dict]) -> str:
@@ -177,7 +183,7 @@ def test_opened_pull_request_gets_a_placeholder_then_the_review_in_the_same_comm
     assert log_of(run, "info") == [
         f"check: Reviewing {REPO}#7: pull request opened",
         "review: Reviewed src/app.py: 1 potential issues.",
-        "review: Review posted: 1 files reviewed, 3 skipped, 0 failed, 1 potential issues.",
+        "post: Review posted: 1 files reviewed, 3 skipped, 0 failed, 1 potential issues.",
     ]
 
 
@@ -437,7 +443,7 @@ def test_a_model_failure_on_one_file_is_noted_and_the_other_files_are_reviewed(
 
     run = run_of(deliver(flow, "pull_request", pr_event("opened", 7)))
 
-    assert run.status == "succeeded", run.error
+    assert run.status == "succeeded_with_errors", run.error  # one file failed
     [comment] = github.comments_on(REPO, 7)
     error = (
         "The LLM server at 127.0.0.1 answered 400 Bad Request for /chat/completions: "
@@ -455,7 +461,7 @@ TOKEN_HINT = (
 )
 
 
-def test_github_refusing_the_files_fails_the_run_with_the_reason_in_log_and_comment(
+def test_github_refusing_the_files_takes_the_error_path_and_the_comment_says_why(
     review_bot, github, llm, deliver
 ):
     flow = review_bot()
@@ -473,9 +479,9 @@ def test_github_refusing_the_files_fails_the_run_with_the_reason_in_log_and_comm
         f"Could not list the changed files of {REPO}#7: GitHub says this token lacks the "
         f"pull_requests: read permission. {TOKEN_HINT}"
     )
-    assert run.status == "failed"
-    assert explanation in run.error
-    assert log_of(run, "error") == [f"review: {explanation}"]
+    assert run.status == "succeeded_with_errors"
+    assert explanation in steps_of(run)["plan"].error
+    assert log_of(run, "error") == [f"plan: {explanation}"]
     [comment] = github.comments_on(REPO, 7)
     assert comment["body"] == (
         "## Code review of #7 “Handle empty bodies”\n\n"
@@ -495,12 +501,13 @@ def test_a_token_that_cannot_comment_fails_the_run_with_the_reason_in_the_log(
 
     run = run_of(deliver(flow, "pull_request", pr_event("opened", 7)))
 
-    explanation = (
-        f"Could not write the review comment on {REPO}#7: GitHub says this token lacks the "
-        f"issues: write or pull_requests: write permission. {TOKEN_HINT}"
-    )
+    refusal = "GitHub says this token lacks the issues: write or pull_requests: write permission."
     assert run.status == "failed"
-    assert log_of(run, "error") == [f"review: {explanation}"]
+    assert log_of(run, "error") == [
+        f"plan: Could not write the review comment on {REPO}#7: {refusal} {TOKEN_HINT}",
+        f"report_failure: Could not report the failure on {REPO}#7: {refusal}",
+    ]
+    assert f"Could not report the failure on {REPO}#7: {refusal}" in run.error
     assert github.comments_on(REPO, 7) == []
 
 
