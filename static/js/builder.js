@@ -10,6 +10,8 @@
 
   var NODE_W = 190;
   var GRID = 10;
+  // Below this zoom node titles are hard to read: the page does not open smaller.
+  var LEGIBLE = 0.6;
   var SCHEMA = "flowbuilder/flow@2";
   var G = window.FlowBuilderGraph;
   var ERROR_PORT = G.ERROR_PORT;
@@ -271,17 +273,28 @@
     say("Zoomed to show the whole flow.");
   }
 
+  // The whole flow when it fits legibly; a long one from its start, at a zoom still readable.
+  function showFlow() {
+    var all = allBounds();
+    view.fit(all);
+    if (view.z >= LEGIBLE) return;
+    view.z = LEGIBLE;
+    view.x = 30 - all.x * view.z;
+    view.y = 30 - all.y * view.z;
+    view.apply();
+  }
+
   // Bring nodes into view: the whole flow when it fits legibly, else centred on the nodes.
   function reveal(ids) {
     var box = boundsOf(ids);
     if (view.shows(box)) return;
     var all = allBounds();
     var fitZoom = Math.min(1, (viewport.clientWidth - 60) / all.w, (viewport.clientHeight - 60) / all.h);
-    if (fitZoom >= 0.6) {
+    if (fitZoom >= LEGIBLE) {
       view.fit(all);
       return;
     }
-    view.z = Math.max(view.z, 0.6);
+    view.z = Math.max(view.z, LEGIBLE);
     view.x = viewport.clientWidth / 2 - (box.x + box.w / 2) * view.z;
     view.y = viewport.clientHeight / 2 - (box.y + box.h / 2) * view.z;
     view.apply();
@@ -304,7 +317,7 @@
     Object.keys(places).forEach(function (id) { doc.layout[id] = places[id]; });
     markDirty("Arranged the nodes. Unsaved changes");
     renderNodes();
-    fitView();
+    showFlow();
   }
 
   function onEdgeClick(e) {
@@ -435,12 +448,12 @@
     var unplaced = nodeIds().some(function (id) { return !doc.layout[id]; });
     renderNodes();
     if (unplaced && doc.steps.length) { arrange(); history.undos = []; historyChanged(history); dirty = false; announce(""); }
-    if (!view.shows(allBounds())) view.fit(allBounds());
+    if (!view.shows(allBounds())) showFlow();
 
     var resizing = null;
     window.addEventListener("resize", function () {
       clearTimeout(resizing);
-      resizing = setTimeout(function () { if (!view.shows(allBounds())) view.fit(allBounds()); }, 150);
+      resizing = setTimeout(function () { if (!view.shows(allBounds())) showFlow(); }, 150);
     });
     // Focusing a node out of view scrolls the viewport: turn that into a pan.
     viewport.addEventListener("scroll", function () {
