@@ -4,7 +4,8 @@
 // (builder-connections.js), drawing (builder-render.js), zoom, pan and layout (builder-view.js),
 // undo/redo and the clipboard (builder-history.js), the palette (builder-palette.js), the code
 // editor (builder-code.js), the node form (builder-inspector.js), pointer and keys
-// (builder-input.js). They are plain scripts loaded in that order, no build step.
+// (builder-input.js), the last test run on the nodes (builder-runs.js). They are plain
+// scripts loaded in that order, no build step.
 (function () {
   "use strict";
 
@@ -17,7 +18,7 @@
   var ERROR_PORT = G.ERROR_PORT;
 
   var root, canvas, svg, viewport, inspector, dirtyLabel, live;
-  var doc, catalog, connections, drawing, view, history, form;
+  var doc, catalog, connections, drawing, view, history, form, runs;
   var selection = [];
   var selectedEdge = null;
   var errors = [];
@@ -85,7 +86,10 @@
   function errorsFor(id) { return errors.filter(function (e) { return e.step === id; }); }
   function portLabel(port) { return port === ERROR_PORT ? "on error" : port; }
   function drawState() { return { selection: selection, errors: errors, selectedEdge: selectedEdge }; }
-  function renderNodes() { drawing.nodes(doc, drawState()); }
+  function renderNodes() {
+    drawing.nodes(doc, drawState());
+    if (runs) runs.apply();
+  }
   function renderEdges() { drawing.edges(doc, drawState()); }
   function boundsOf(ids) { return drawing.bounds(doc, ids); }
   function anchor(id, port) { return drawing.anchor(doc, id, port); }
@@ -436,6 +440,7 @@
     doc = G.normalise(JSON.parse($("#flow-document").textContent));
     catalog = JSON.parse($("#block-catalog").textContent);
     drawing = new window.FlowBuilderRender.Drawing(canvas, svg, catalog);
+    runs = new window.FlowBuilderRuns.RunStatus($("#test-output"), canvas);
     connections = new window.FlowBuilderConnections.Connections(
       catalog, JSON.parse($("#capability-services").textContent));
     app.catalog = catalog;

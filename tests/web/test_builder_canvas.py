@@ -489,3 +489,33 @@ def test_the_canvas_works_from_the_keyboard_and_announces_the_selection(page):
         ["trigger", "out", "template"],
     ]
     check_basics(page)
+
+
+def test_after_a_test_run_each_node_shows_how_its_step_went(page):
+    new_flow(page, "quin", "Statuses")
+    document = messy_document()
+    document["steps"] = [
+        template_step("a"),
+        {"id": "gate", "kind": "logic.filter", "config": {"condition": "{{ event.go }}"}},
+        template_step("b"),
+    ]
+    document["edges"] = [["trigger", "out", "a"], ["a", "out", "gate"], ["gate", "out", "b"]]
+    document["layout"] = {}
+    Flow.objects.filter(owner__username="quin").update(document=document)
+    page.reload()
+    page.get_by_role("button", name="Test run").click()
+    page.get_by_label("Event (JSON, editable)").fill(json.dumps({"go": ""}))
+    page.get_by_role("button", name="Run the draft").click()
+    expect(page.locator("#test-output .run-status .badge")).to_have_text(
+        re.compile("Succeeded|Skipped")
+    )
+    expect(page.locator("#node-a .node-run")).to_have_text("Succeeded")
+    expect(page.locator("#node-gate .node-run")).to_have_text("Succeeded")
+    # The filter stopped the run: the step after it never ran and shows nothing.
+    expect(page.locator("#node-b .node-run")).to_have_count(0)
+    # The statuses stay on the nodes when they are drawn again (after a move, here).
+    page.locator("#node-a").focus()
+    page.keyboard.press("ArrowDown")
+    page.get_by_role("button", name="Arrange").click()
+    expect(page.locator("#node-a .node-run")).to_have_text("Succeeded")
+    screenshot(page, "builder-test-run")
