@@ -48,5 +48,23 @@
     });
   };
 
+  // The selected node's input and output in the last test run, shown in its form.
+  RunStatus.prototype.showIn = function (container, stepId) {
+    var old = container.querySelector(".node-last-run");
+    if (old) old.remove();
+    var item = this.panel.querySelector('li.step[id$="-item-' + stepId + '"]');
+    var io = item && item.querySelector(".io");
+    var slot = container.querySelector("[data-edges-slot]");
+    if (!io || !slot) return;
+    var box = document.createElement("details");
+    box.className = "node-last-run";
+    box.open = true;
+    var summary = document.createElement("summary");
+    summary.textContent = "In the last test run: " + (SHOWN[this.statuses[stepId]] || "").toLowerCase();
+    box.appendChild(summary);
+    box.appendChild(io.cloneNode(true));
+    slot.parentNode.insertBefore(box, slot);
+  };
+
   window.FlowBuilderRuns = { RunStatus: RunStatus };
 })();

@@ -504,7 +504,9 @@
       if (e.detail.target === inspector && !form.wanted()) e.detail.shouldSwap = false;
     });
     document.body.addEventListener("htmx:afterSettle", function (e) {
-      if (e.detail.target === inspector) form.arrived();
+      if (e.detail.target !== inspector) return;
+      form.arrived();
+      if (selected()) runs.showIn(inspector, selected());
     });
     document.body.addEventListener("flow-errors", function (e) {
       errors = (e.detail && e.detail.errors) || [];

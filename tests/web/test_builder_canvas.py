@@ -513,6 +513,11 @@ def test_after_a_test_run_each_node_shows_how_its_step_went(page):
     expect(page.locator("#node-gate .node-run")).to_have_text("Succeeded")
     # The filter stopped the run: the step after it never ran and shows nothing.
     expect(page.locator("#node-b .node-run")).to_have_count(0)
+    # Selecting a node shows what it received and gave in that run.
+    page.locator("#node-a").click()
+    last_run = page.locator("#inspector .node-last-run")
+    expect(last_run).to_contain_text("In the last test run: succeeded")
+    expect(last_run.locator("pre").last).to_contain_text('"text": "a"')
     # The statuses stay on the nodes when they are drawn again (after a move, here).
     page.locator("#node-a").focus()
     page.keyboard.press("ArrowDown")
