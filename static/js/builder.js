@@ -4,8 +4,8 @@
 // (builder-connections.js), drawing (builder-render.js), zoom, pan and layout (builder-view.js),
 // undo/redo and the clipboard (builder-history.js), the palette (builder-palette.js), the code
 // editor (builder-code.js), the node form (builder-inspector.js), pointer and keys
-// (builder-input.js), the last test run on the nodes (builder-runs.js). They are plain
-// scripts loaded in that order, no build step.
+// (builder-input.js), the last test run on the nodes (builder-runs.js), template paths
+// (builder-autocomplete.js). They are plain scripts loaded in that order, no build step.
 (function () {
   "use strict";
 
@@ -441,6 +441,7 @@
     catalog = JSON.parse($("#block-catalog").textContent);
     drawing = new window.FlowBuilderRender.Drawing(canvas, svg, catalog);
     runs = new window.FlowBuilderRuns.RunStatus($("#test-output"), canvas);
+    new window.FlowBuilderAutocomplete.Autocomplete(inspector, function () { return doc; }, $("#test-panel"));
     connections = new window.FlowBuilderConnections.Connections(
       catalog, JSON.parse($("#capability-services").textContent));
     app.catalog = catalog;

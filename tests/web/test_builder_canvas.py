@@ -524,3 +524,45 @@ def test_after_a_test_run_each_node_shows_how_its_step_went(page):
     page.get_by_role("button", name="Arrange").click()
     expect(page.locator("#node-a .node-run")).to_have_text("Succeeded")
     screenshot(page, "builder-test-run")
+
+
+def test_template_fields_complete_paths_from_the_last_test_run(page):
+    new_flow(page, "rae", "Paths")
+    document = messy_document()
+    document["steps"] = [template_step("a"), template_step("b")]
+    document["edges"] = [["trigger", "out", "a"], ["a", "out", "b"]]
+    document["settings"] = {"greeting": "Hello"}
+    document["layout"] = {}
+    Flow.objects.filter(owner__username="rae").update(document=document)
+    page.reload()
+    page.get_by_role("button", name="Test run").click()
+    page.get_by_label("Event (JSON, editable)").fill(json.dumps({"name": "Ada"}))
+    page.get_by_role("button", name="Run the draft").click()
+    expect(page.locator("#node-b .node-run")).to_have_text("Succeeded")
+
+    page.locator("#node-b").click()
+    field = page.locator("#param-template")
+    field.fill("")
+    field.press_sequentially("{{ ev")
+    suggestions = page.get_by_role("listbox", name="Template paths")
+    expect(suggestions.get_by_role("option")).to_have_count(2)
+    expect(suggestions.get_by_role("option").last).to_have_text(
+        re.compile(r'^event\.name\s*"Ada"$')
+    )
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("Enter")
+    expect(field).to_have_value("{{ event.name }}")
+    expect(suggestions).to_be_hidden()
+
+    field.press_sequentially(" {{ steps.a")
+    expect(suggestions.get_by_role("option")).to_have_text([re.compile(r'steps\.a\.text\s*"a"')])
+    page.keyboard.press("Tab")
+    field.press_sequentially(" {{ set")
+    expect(suggestions.get_by_role("option")).to_have_text(
+        [re.compile(r'settings\.greeting\s*"Hello"')]
+    )
+    check_basics(page)
+    screenshot(page, "builder-autocomplete")
+    page.keyboard.press("Escape")
+    expect(suggestions).to_be_hidden()
+    expect(field).to_have_value("{{ event.name }} {{ steps.a.text }} {{ set")
