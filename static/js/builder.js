@@ -62,12 +62,12 @@
     nodeIds().forEach(function (id) { layout[id] = position(id); });
     doc.layout = layout;
     doc.steps = G.orderedSteps(doc);
-    savedChanges = changes;
     return JSON.stringify(doc);
   }
 
   // What Save, Deploy and Run send: the document and the revision of the draft it started from.
   function payload() {
+    savedChanges = changes;
     var values = { document: serialize(), revision: revision };
     if (overwriteNext) values.overwrite = "1";
     overwriteNext = false;
