@@ -98,35 +98,8 @@
   // ---- Selection (the node form: builder-inspector.js) --------------------------------------
 
   // The side column shows either the selected node's form or the test run panel.
-  // A test run calls the real services: say which steps will post, comment or send.
-  function warnOfActions() {
-    var acting = JSON.parse($("#acting-capabilities").textContent);
-    var services = JSON.parse($("#capability-services").textContent);
-    var parts = [];
-    doc.steps.forEach(function (step) {
-      var info = catalog[step.kind] || {};
-      var names = (info.capabilities || []).concat(info.category === "code" ? step.grants || [] : []);
-      var reached = [];
-      names.forEach(function (name) {
-        var service = services[name];
-        if (acting.indexOf(name) >= 0 && reached.indexOf(service) < 0) reached.push(service);
-      });
-      if (reached.length) parts.push(step.id + " (" + reached.map(serviceTitle).join(", ") + ")");
-    });
-    var warning = $("#test-warning");
-    warning.hidden = !parts.length;
-    warning.textContent = parts.length ? "This test run acts for real: " + parts.join("; ") +
-      " will post or send with your connections, like a deployed run." : "";
-  }
-
-  function serviceTitle(service) {
-    var names = { github: "GitHub", slack: "Slack", discord: "Discord", telegram: "Telegram", http: "HTTP" };
-    return names[service] || service;
-  }
-
   function showTestPanel(show) {
     var panel = $("#test-panel");
-    if (show) warnOfActions();
     panel.hidden = !show;
     inspector.hidden = show;
     $("#toggle-test").setAttribute("aria-expanded", String(show));

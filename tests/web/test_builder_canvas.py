@@ -566,17 +566,3 @@ def test_template_fields_complete_paths_from_the_last_test_run(page):
     page.keyboard.press("Escape")
     expect(suggestions).to_be_hidden()
     expect(field).to_have_value("{{ event.name }} {{ steps.a.text }} {{ set")
-
-
-def test_a_test_run_that_would_post_for_real_says_so_first(page):
-    new_flow(page, "sam", "Poster")
-    page.get_by_role("button", name="Template text", exact=True).click()
-    page.get_by_role("button", name="Test run").click()
-    expect(page.locator("#test-warning")).to_be_hidden()
-    page.get_by_role("button", name="Slack: post a message", exact=True).click()
-    page.get_by_role("button", name="GitHub: get a pull request", exact=True).click()
-    page.get_by_role("button", name="Test run").click()
-    expect(page.locator("#test-warning")).to_have_text(
-        "This test run acts for real: post (Slack) will post or send with your connections,"
-        " like a deployed run."
-    )

@@ -65,26 +65,6 @@ def block_catalog() -> dict:
     }
 
 
-# Capabilities that only read from their service; every other one with a service acts on it
-# (posts, comments, labels, sends, or any HTTP request), which a test run does for real.
-READ_ONLY_CAPABILITIES = {
-    "github.comment.find",
-    "github.comments.list",
-    "github.pr.diff",
-    "github.pr.files",
-    "github.pr.get",
-    "llm.chat",
-}
-
-
-def acting_capabilities() -> list[str]:
-    return sorted(
-        name
-        for name, cap in capabilities.REGISTRY.items()
-        if cap.service and name not in READ_ONLY_CAPABILITIES
-    )
-
-
 def capability_services() -> dict[str, str]:
     """The service each capability needs (for code steps, whose grants decide their services)."""
     return {name: cap.service for name, cap in capabilities.REGISTRY.items() if cap.service}
@@ -153,7 +133,6 @@ def builder(request: HttpRequest, flow_id: int) -> HttpResponse:
             "palette": palette,
             "catalog": block_catalog(),
             "capability_services": capability_services(),
-            "acting_capabilities": acting_capabilities(),
             "document": upgrade(flow.document),
             "revision": draft_revision(flow.document),
             "github_samples": github_sample_names(),
