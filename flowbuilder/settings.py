@@ -217,7 +217,9 @@ FLOWS_TELEGRAM_API_URL = os.environ.get("FLOWS_TELEGRAM_API_URL", "https://api.t
 # Webhooks
 FLOWS_WEBHOOK_MAX_BYTES = env_int("FLOWS_WEBHOOK_MAX_BYTES", 1_048_576)
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(FLOWS_WEBHOOK_MAX_BYTES, 2_621_440)
-FLOWS_PUBLIC_URL = os.environ.get("FLOWS_PUBLIC_URL", "http://127.0.0.1:8000")
+# The server's address as the outside world reaches it (webhook URLs). Unset, the pages show
+# the address the browser used.
+FLOWS_PUBLIC_URL = os.environ.get("FLOWS_PUBLIC_URL", "")
 
 # Run history retention
 FLOWS_RUN_RETENTION_DAYS = env_int("FLOWS_RUN_RETENTION_DAYS", 30)
@@ -271,6 +273,8 @@ FLOWS_RUN_DEFAULT_TIME_LIMIT_S = env_int("FLOWS_RUN_DEFAULT_TIME_LIMIT_S", 600)
 FLOWS_RUN_MAX_ATTEMPTS = env_int("FLOWS_RUN_MAX_ATTEMPTS", 2)
 FLOWS_RUN_HEARTBEAT_S = float(os.environ.get("FLOWS_RUN_HEARTBEAT_S", "10"))
 FLOWS_RUN_STALE_S = env_int("FLOWS_RUN_STALE_S", 60)
+# How often each Celery worker looks for runs a lost worker left behind (no beat needed).
+FLOWS_WORKER_SWEEP_S = float(os.environ.get("FLOWS_WORKER_SWEEP_S", "20"))
 # Longest `?wait=` a webhook caller may ask for.
 FLOWS_WEBHOOK_MAX_WAIT_S = float(os.environ.get("FLOWS_WEBHOOK_MAX_WAIT_S", "30"))
 # The flow language: steps of one run on parallel paths at once, a loop's items at once (the

@@ -202,8 +202,8 @@ class _Compiler:
                     self.add(
                         step_id,
                         field,
-                        f"capability '{name}' needs a {service} connection: add one to the "
-                        "flow's connections",
+                        f"capability '{name}' needs {connections.a_connection(service)}: "
+                        "choose one in the step's Connection picker",
                     )
                     continue
                 if len(candidates) > 1:
@@ -222,8 +222,9 @@ class _Compiler:
                 self.add(
                     step_id,
                     where,
-                    f"capability '{name}' needs a {service} connection, and connection "
-                    f"'{alias}' is not bound to one of your connections",
+                    f"capability '{name}' needs {connections.a_connection(service)}, and the "
+                    f"flow's connection '{alias}' is not chosen yet: choose one in the step's "
+                    "Connection picker",
                 )
                 continue
             if connection_id not in self.connections:

@@ -21,6 +21,9 @@ class BoundConnection:
 
 
 class Source(Protocol):
+    def label(self, service: str) -> str:
+        """The service's name as people write it: "GitHub", "LLM"."""
+
     def services(self, owner, ids: Iterable[int]) -> dict[int, str]:
         """The service of each of these connections that belongs to `owner` (others absent)."""
 
@@ -43,3 +46,22 @@ def source() -> Source:
         return _registry["source"]
     except KeyError:
         raise RuntimeError("no app keeps connections: is 'integrations' installed?") from None
+
+
+def with_article(word: str) -> str:
+    """'a GitHub', 'an LLM', 'an HTTP': the article a reader says before the word."""
+    if not word:
+        return word
+    first = word.split()[0]
+    # An acronym is read letter by letter: "an LLM", "an HTTP".
+    if first.isupper() and len(first) > 1:
+        vowel_sound = first[0] in "AEFHILMNORSX"
+    else:
+        vowel_sound = word[0].lower() in "aeiou"
+    return f"{'an' if vowel_sound else 'a'} {word}"
+
+
+def a_connection(service: str) -> str:
+    """ "an LLM connection", "a GitHub connection" (services no app knows keep their key)."""
+    label = _registry["source"].label(service) if "source" in _registry else service
+    return f"{with_article(label)} connection"

@@ -11,6 +11,12 @@ from integrations.models import Connection
 
 
 class ConnectionLookup:
+    def label(self, service: str) -> str:
+        from integrations.services import SERVICES
+
+        known = SERVICES.get(service)
+        return known.title.split(" (")[0] if known else service
+
     def services(self, owner, ids: Iterable[int]) -> dict[int, str]:
         if owner is None:
             return {}

@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from django import forms
 
-from flows.catalog import Block, Param
+from flows import capabilities
+from flows.catalog import Block, Param, get_block
+from flows.connections import with_article
+from flows.document import import_document
 from flows.models import Flow, Run
+from integrations import jsonlimits
 from integrations.models import Connection
+
+# The largest flow file an import reads; real flows are a few kilobytes.
+IMPORT_MAX_BYTES = 1_048_576
 
 
 class NewFlowForm(forms.Form):
@@ -19,6 +27,74 @@ class NewFlowForm(forms.Form):
         label="Name of the new flow",
         widget=forms.TextInput(attrs={"placeholder": "e.g. Triage new issues"}),
     )
+
+
+class ImportFlowForm(forms.Form):
+    """A flow document (as `manage.py flows export` writes it), uploaded or pasted."""
+
+    file = forms.FileField(
+        required=False,
+        label="Flow file (.json)",
+        widget=forms.ClearableFileInput(attrs={"accept": ".json,application/json"}),
+    )
+    text = forms.CharField(
+        required=False,
+        label="Or paste the JSON",
+        strip=False,
+        widget=forms.Textarea(attrs={"rows": 10, "spellcheck": "false", "class": "mono"}),
+    )
+    name = forms.CharField(
+        required=False,
+        max_length=200,
+        label="Name of the new flow",
+        help_text="Leave empty to keep the name in the file.",
+    )
+
+    def clean(self) -> dict:
+        data = super().clean()
+        upload, text = data.get("file"), data.get("text") or ""
+        if upload and text.strip():
+            raise forms.ValidationError("Choose a file or paste JSON, not both.")
+        if upload:
+            if upload.size > IMPORT_MAX_BYTES:
+                raise forms.ValidationError(
+                    f"The file is larger than the limit of {IMPORT_MAX_BYTES:,} bytes."
+                )
+            raw, where = upload.read(), f"“{upload.name}”"
+        elif text.strip():
+            raw, where = text, "The pasted text"
+        else:
+            raise forms.ValidationError("Choose a flow file or paste its JSON.")
+        try:
+            document = jsonlimits.loads(raw)
+        except UnicodeDecodeError:
+            raise forms.ValidationError(f"{where} is not a text file.") from None
+        except json.JSONDecodeError as exc:
+            raise forms.ValidationError(
+                f"{where} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}."
+            ) from None
+        except jsonlimits.TooDeep as exc:
+            raise forms.ValidationError(f"{where} cannot be read: {exc}.") from None
+        if not isinstance(document, dict):
+            raise forms.ValidationError(
+                f"{where} is JSON but not a flow document: it must be an object with a "
+                '"schema", a "trigger" and "steps".'
+            )
+        data["document"], data["where"] = document, where
+        return data
+
+    def save(self, owner) -> Flow | None:
+        """The new draft flow, or None with the document's problems added to the form."""
+        try:
+            return import_document(
+                self.cleaned_data["document"], owner, self.cleaned_data.get("name") or ""
+            )
+        except ValueError as exc:
+            self.add_error(
+                None, f"{self.cleaned_data['where']} is not a flow document this server reads:"
+            )
+            self.problems = str(exc).split("; ")
+            return None
 
 
 class RunFilterForm(forms.Form):
@@ -73,11 +149,58 @@ def setting_field(spec: dict) -> forms.Field:
         return forms.FloatField(initial=value, **common)
     if isinstance(value, list):
         return ListField(
-            initial=value, **{**common, "help_text": f"{common['help_text']} One per line."}
+            initial=value,
+            **{**common, "help_text": with_hint(common["help_text"], "One per line.")},
         )
     if isinstance(value, dict):
         return forms.JSONField(initial=value, **common)
     return forms.CharField(initial="" if value is None else str(value), **common)
+
+
+@dataclass
+class MissingConnection:
+    step: str
+    service: str
+
+    @property
+    def title(self) -> str:
+        return service_label(self.service)
+
+
+def connection_needs(document: dict) -> tuple[dict[str, list[str]], list[MissingConnection]]:
+    """Which steps use each connection alias of the document, and the steps that need a service
+    the document has no connection for (they cannot deploy until it has one)."""
+    aliases = {
+        alias: spec.get("service")
+        for alias, spec in (document.get("connections") or {}).items()
+        if isinstance(spec, dict)
+    }
+    uses: dict[str, list[str]] = {}
+    missing: list[MissingConnection] = []
+    for step in document.get("steps") or []:
+        if not isinstance(step, dict):
+            continue
+        block = get_block(str(step.get("kind", "")))
+        if block is None:
+            continue
+        names = step.get("grants") if block.category == "code" else block.capabilities
+        services = {
+            cap.service
+            for cap in (capabilities.get(str(n)) for n in names or [])
+            if cap is not None and cap.service
+        }
+        step_id = str(step.get("id", ""))
+        for service in sorted(services):
+            chosen = step.get("connection")
+            if chosen in aliases and aliases[chosen] == service:
+                candidates = [chosen]
+            else:
+                candidates = [a for a, s in aliases.items() if s == service]
+            if not candidates:
+                missing.append(MissingConnection(step_id, service))
+            for alias in candidates:
+                uses.setdefault(alias, []).append(step_id)
+    return uses, missing
 
 
 class FlowSetupForm(forms.Form):
@@ -107,19 +230,21 @@ class FlowSetupForm(forms.Form):
                 queryset=choices,
                 required=False,
                 label=f"{service_label(service)} connection “{alias}”",
-                empty_label=f"Choose a {service_label(service)} connection",
+                empty_label=f"Choose {with_article(service_label(service))} connection",
                 initial=initial,
             )
         for key, spec in self.settings.items():
             field = setting_field(spec)
             field.label = key
             self.fields[f"setting__{key}"] = field
+        uses, self.missing_connections = connection_needs(document)
         self.connection_fields = [
             {
                 "alias": alias,
                 "service": spec.get("service", ""),
                 "title": service_label(spec.get("service")),
                 "field": self[f"connection__{alias}"],
+                "steps": uses.get(alias, []),
             }
             for alias, spec in self.connections.items()
         ]
@@ -149,6 +274,16 @@ SERVICE_LABELS = {
 }
 
 
+def with_hint(help_text: str, hint: str) -> str:
+    """The help text followed by the sentences of a widget's hint it does not already say."""
+    text = (help_text or "").strip()
+    for sentence in re.findall(r"[^.]+(?:\.|$)", hint):
+        sentence = sentence.strip()
+        if sentence and sentence.rstrip(".").lower() not in text.lower():
+            text = f"{text} {sentence}".strip()
+    return text
+
+
 def service_label(service: str | None) -> str:
     return SERVICE_LABELS.get(service or "", (service or "").capitalize())
 
@@ -174,6 +309,11 @@ class NodeField:
     def input_id(self) -> str:
         return f"param-{self.param.name}"
 
+    @property
+    def help(self) -> str:
+        """The parameter's description and its widget's hint, said once (`code` in backticks)."""
+        return with_hint(self.param.description, WIDGET_HINTS.get(self.widget, ""))
+
 
 WIDGETS = {
     "string": "input",
@@ -186,6 +326,13 @@ WIDGETS = {
     "choice": "select",
     "list": "list",
     "secret-ref": "input",
+}
+
+
+WIDGET_HINTS = {
+    "list": "One per line.",
+    "json": "JSON.",
+    "code": "Defines `main(event, ctx)`. In the editor, press Esc then Tab to move on.",
 }
 
 

@@ -511,7 +511,8 @@ def sweep_stale_runs(now=None) -> dict[str, int]:
                     _mark_failed(locked, _over_time_limit(limit))
                     counts["failed"] += 1
             continue
-        if alive is False or (alive is None and beat < stale):
+        # A silent heartbeat means a lost worker even when its pid lives (reused by another).
+        if alive is False or beat < stale:
             outcome = recover(run.pk)
             if outcome in counts:
                 counts[outcome] += 1

@@ -352,7 +352,7 @@ class Walker:
             self.skip(frame, step_id, row.error)
             return True
         frame.state[step_id] = "done"
-        if row.port == ERROR_PORT:
+        if row.port == ERROR_PORT or row.error:
             self.had_errors = True
         frame.outputs[step_id] = row.output
         self.note_output(frame, row.output)
@@ -627,11 +627,11 @@ class Walker:
             outcome = StepOutcome("succeeded", loop.results)
             if loop.failures:
                 self.had_errors = True
-                self.x.log.write(
-                    loop.step,
-                    "warning",
-                    f"{loop.failures} of {len(loop.items)} items failed; the loop went on",
+                # On its row too, so a run resumed later still ends "succeeded with errors".
+                outcome.error = (
+                    f"{loop.failures} of {len(loop.items)} items failed; the loop went on"
                 )
+                self.x.log.write(loop.step, "warning", outcome.error)
         outcome.input = loop.row.input
         started = loop.row.started_at
         outcome.duration_ms = (timezone.now() - started).total_seconds() * 1000

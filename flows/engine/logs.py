@@ -14,6 +14,7 @@ from typing import Any
 from django.db.models import Max
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.safestring import SafeString
 
 from flows.engine import broadcast
 from flows.models import LogLine, Run, StepRun
@@ -74,7 +75,7 @@ def log_line_html(run_id: int, seq: int, step_id: str, level: str, message: str,
 
 def step_status_html(step: dict[str, Any]) -> str:
     """A step's status line, swapped in place of the previous one (htmx out-of-band)."""
-    extra = ""
+    extra = SafeString()  # so that the fragments added to it are not escaped again
     if step["attempt"] > 1:
         extra += format_html(' <span class="step-attempt">attempt {}</span>', step["attempt"])
     if step["status"] != StepRun.Status.RUNNING:

@@ -112,6 +112,10 @@ def test(config: dict, secrets: dict) -> str:
 def set_webhook(connection, flow, updates: list[str] | None = None) -> str:
     """Point the bot's webhook at this flow's Telegram trigger URL, with the flow's secret."""
     path = reverse("telegram-hook", args=[flow.webhook_token])
+    if not settings.FLOWS_PUBLIC_URL:
+        raise CapabilityError(
+            "Set FLOWS_PUBLIC_URL to the address Telegram can reach this server at."
+        )
     url = f"{settings.FLOWS_PUBLIC_URL.rstrip('/')}{path}"
     body = {"url": url, "secret_token": flow.webhook_secret, "allowed_updates": updates or []}
     with Telegram(connection.get_secrets()) as telegram:

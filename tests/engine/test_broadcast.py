@@ -18,3 +18,22 @@ def test_an_unreachable_redis_loses_the_event_not_the_run(caplog):
     with caplog.at_level(logging.ERROR, logger="flows.engine.broadcast"):
         publisher.publish(("run-1", "flow-1"), {"type": broadcast.MESSAGE_TYPE, "events": []})
     assert "could not send a run event to run-1, flow-1" in caplog.text
+
+
+def test_a_step_status_line_keeps_its_markup():
+    from flows.engine.logs import step_status_html
+
+    html = step_status_html(
+        {
+            "run": 1,
+            "step": "fetch",
+            "kind": "http.request",
+            "status": "failed",
+            "attempt": 2,
+            "duration_ms": 12.5,
+            "error": "a <b>bad</b> answer",
+        }
+    )
+    assert '<span class="step-attempt">attempt 2</span>' in html
+    assert '<span class="step-duration">12.5 ms</span>' in html
+    assert '<span class="step-error">a &lt;b&gt;bad&lt;/b&gt; answer</span>' in html

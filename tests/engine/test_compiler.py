@@ -146,14 +146,14 @@ def test_capabilities_bind_to_the_owners_connection_of_their_service(
     step = {"id": "read", "kind": "test.vault.read", "config": {}}
     doc = document(steps=[step], edges=[], connections={})
     assert errors_of(doc, user).errors == [
-        "step 'read': capability 'test.vault.read' needs a vault connection: add one to the "
-        "flow's connections"
+        "step 'read': capability 'test.vault.read' needs a vault connection: choose one in the "
+        "step's Connection picker"
     ]
     doc["connections"] = {"vault": {"service": "vault", "connection": None}}
     exc = errors_of(doc, user)
     assert exc.errors == [
-        "step 'read': capability 'test.vault.read' needs a vault connection, and connection "
-        "'vault' is not bound to one of your connections"
+        "step 'read': capability 'test.vault.read' needs a vault connection, and the flow's "
+        "connection 'vault' is not chosen yet: choose one in the step's Connection picker"
     ]
     assert exc.errors[0].field == "connections.vault"
     doc["connections"]["vault"]["connection"] = theirs.pk
@@ -232,3 +232,11 @@ def test_a_broken_draft_is_not_deployed(user):
     flow.refresh_from_db()
     assert flow.current_version is None and flow.status == Flow.Status.DRAFT
     assert not FlowVersion.objects.exists()
+
+
+def test_a_missing_connection_is_named_as_people_say_it(user):
+    step = {"id": "ask", "kind": "llm.chat", "config": {"prompt": "hi"}}
+    assert errors_of(document(steps=[step], edges=[], connections={}), user).errors == [
+        "step 'ask': capability 'llm.chat' needs an LLM connection: choose one in the step's "
+        "Connection picker"
+    ]

@@ -754,3 +754,56 @@ def test_a_filter_inside_a_loop_ends_only_its_item(make_flow):
     run = run_manual(flow, {"n": [1, 2, 3]})
     assert run.status == Run.Status.SUCCEEDED
     assert run.output == [{"text": "1"}, {"passed": False}, {"text": "3"}]
+
+
+def test_a_loop_whose_items_failed_still_marks_the_run_after_it_parks(
+    make_flow, settings, breaking_block, user
+):
+    settings.FLOWS_PARK_MIN_S = 0.05
+    flow = make_flow(
+        doc(
+            [
+                {
+                    "id": "each",
+                    "kind": "logic.foreach",
+                    "config": {"items": "{{ event.items }}", "continue_on_error": True},
+                },
+                {
+                    "id": "try",
+                    "kind": "test.breakable",
+                    "parent": "each",
+                    "config": {"fail": "{{ item == 'bad' }}", "label": "{{ item }}"},
+                },
+                {"id": "pause", "kind": "logic.wait", "config": {"seconds": 0.2}},
+            ],
+            [["trigger", "out", "each"], ["each", "body", "try"], ["each", "out", "pause"]],
+        )
+    )
+    run = run_manual(flow, {"items": ["a", "bad", "c"]})  # parks, then resumes inline
+    assert run.resume_at is not None
+    assert run.status == Run.Status.SUCCEEDED_WITH_ERRORS
+    assert steps_of(run)[("", "each")][3] == "1 of 3 items failed; the loop went on"
+
+    client = Client()
+    client.force_login(user)
+    page = client.get(f"/runs/{run.pk}/").content.decode()
+    assert "3 items: 2 succeeded, 1 failed" in page
+    assert "Succeeded with errors" in page
+
+
+def test_the_run_pages_link_a_parent_run_and_the_runs_it_started(make_flow, user):
+    child = make_flow(doc([text("echo", "{{ event.x }}")], [["trigger", "out", "echo"]]))
+    parent = make_flow(
+        doc(
+            [{"id": "call", "kind": "flow.call", "config": {"flow": child.pk, "input": {"x": 1}}}],
+            [["trigger", "out", "call"]],
+        )
+    )
+    run = run_manual(parent, {})
+    child_run = Run.objects.get(flow=child)
+    client = Client()
+    client.force_login(user)
+    page = client.get(f"/runs/{run.pk}/").content.decode()
+    assert f'Runs it started: <a href="/runs/{child_run.pk}/">run #{child_run.pk}</a>' in page
+    child_page = client.get(f"/runs/{child_run.pk}/").content.decode()
+    assert f'started by <a href="/runs/{run.pk}/">run #{run.pk}</a> (its step call)' in child_page

@@ -118,7 +118,7 @@ def test_run_page_shows_the_timeline_with_inputs_outputs_and_logs(alice_client, 
     assert "ws-connect" not in body
 
 
-def test_a_running_run_listens_on_its_websocket_and_lists_waiting_steps(alice_client, greeter):
+def test_a_running_run_listens_on_its_websocket_and_lists_steps_not_started(alice_client, greeter):
     run = Run.objects.create(
         flow=greeter,
         trigger="manual",
@@ -129,9 +129,9 @@ def test_a_running_run_listens_on_its_websocket_and_lists_waiting_steps(alice_cl
     assert f'ws-connect="/ws/runs/{run.pk}/"' in body
     assert f'id="run-{run.pk}-log"' in body
     assert f'id="run-{run.pk}-step-greet"' in body
-    assert "Waiting" in body
+    assert "Not started" in body
     step = alice_client.get(f"/runs/{run.pk}/live/steps/greet/").content.decode()
-    assert step.startswith(f'<li class="step waiting" id="run-{run.pk}-item-greet">')
+    assert step.startswith(f'<li class="step pending" id="run-{run.pk}-item-greet">')
 
 
 def test_rerun_on_the_same_or_the_latest_version(alice_client, alice, greeter):

@@ -1,19 +1,26 @@
-"""Filters the pages use to show durations, JSON, secrets and token counts."""
+"""Filters the pages use to show durations, JSON, secrets, token counts, statuses and help text."""
 
 import json
+import re
 from datetime import datetime, timedelta
 from typing import Any
 
 from django import template
 from django.utils import timezone
+from django.utils.html import escape
+from django.utils.safestring import mark_safe
 from django.utils.timesince import timesince
 
 from flows.engine.logs import log_line_html
+from flows.models import Run, StepRun
+
+from ..forms import with_article
 
 register = template.Library()
 
-# JSON longer than this many lines is folded in <details> on the run page.
-FOLD_LINES = 12
+# JSON of more lines or characters than this is folded in <details> on the run page.
+FOLD_LINES = 30
+FOLD_CHARS = 3000
 
 
 @register.filter
@@ -45,7 +52,7 @@ def pretty_json(value: Any) -> str:
 @register.filter
 def folds(text: str) -> bool:
     """Whether pretty-printed JSON is long enough to fold."""
-    return text.count("\n") >= FOLD_LINES
+    return text.count("\n") >= FOLD_LINES or len(text) >= FOLD_CHARS
 
 
 @register.filter
@@ -76,3 +83,40 @@ def fuel(value: int | None) -> str:
 def log_line(line) -> str:
     """A stored log line, in the same markup as the live ones (flows.engine.logs)."""
     return log_line_html(line.run_id, line.seq, line.step_id, line.level, line.message, line.time)
+
+
+register.filter("with_article", with_article)
+
+
+INLINE_CODE = re.compile(r"`([^`\n]+)`")
+
+
+@register.filter
+def inline_code(text: str) -> str:
+    """Help text as people write it: `code` in backticks becomes <code>; the rest is escaped."""
+    return mark_safe(INLINE_CODE.sub(r"<code>\1</code>", str(escape(text or ""))))
+
+
+@register.filter
+def status_label(status: str) -> str:
+    """A run's or step's status as words, also for statuses this page does not know yet."""
+    return STATUS_LABELS.get(status or "", str(status or "").replace("_", " ").capitalize())
+
+
+STATUS_LABELS = {**dict(Run.Status.choices), **dict(StepRun.Status.choices)}
+
+
+@register.filter
+def size(value: Any) -> str:
+    """How big a JSON value is, as a person reads it: '9 bytes', '2.3 KB', '1.4 MB'."""
+    count = len(json.dumps(value, ensure_ascii=False, default=str).encode())
+    if count < 1000:
+        return f"{count} byte{'s' if count != 1 else ''}"
+    if count < 1_000_000:
+        return f"{count / 1000:.1f} KB"
+    return f"{count / 1_000_000:.1f} MB"
+
+
+@register.filter
+def linecount(text: str) -> int:
+    return str(text).count("\n") + 1

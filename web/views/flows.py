@@ -1,5 +1,7 @@
 """A flow's own page: trigger URLs, setup of connections and settings, deploy, versions, diff,
-rollback, pause and delete."""
+rollback, pause and delete; flows as files: export, import and duplicate."""
+
+import json
 
 from django.conf import settings
 from django.contrib import messages
@@ -10,10 +12,13 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from flows.compiler import CompileError, deploy, rollback
+from flows.document import export_document
 from flows.engine import FlowNotDeployed, pause_flow, resume_flow
 from flows.models import Flow, FlowVersion, Run
+from integrations import jsonlimits
 
 from ..diff import document_diff
+from ..effects import real_effects
 from ..forms import FlowSetupForm
 
 
@@ -21,11 +26,17 @@ def owned_flow(request: HttpRequest, flow_id: int) -> Flow:
     return get_object_or_404(Flow.objects.owned_by(request.user), pk=flow_id)
 
 
-def trigger_setup(flow: Flow) -> dict:
+def public_url(request: HttpRequest) -> str:
+    """Where the outside world reaches this server: FLOWS_PUBLIC_URL, or else the address the
+    browser used (its host and port), so that the URLs shown work as they are."""
+    return (settings.FLOWS_PUBLIC_URL or request.build_absolute_uri("/")).rstrip("/")
+
+
+def trigger_setup(request: HttpRequest, flow: Flow) -> dict:
     """What the user enters elsewhere to trigger this flow: URLs, secret and GitHub events."""
     trigger = (flow.document or {}).get("trigger") or {}
     kind = trigger.get("kind", "")
-    public = settings.FLOWS_PUBLIC_URL.rstrip("/")
+    public = public_url(request)
     config = trigger.get("config") or {}
     events = config.get("events") or []
     return {
@@ -61,7 +72,7 @@ def flow_detail(request: HttpRequest, flow_id: int) -> HttpResponse:
         "web/flow_detail.html",
         {
             "flow": flow,
-            "trigger": trigger_setup(flow),
+            "trigger": trigger_setup(request, flow),
             "runs": runs,
             "versions": flow.versions.all()[:5],
             "setup_form": FlowSetupForm(flow=flow, user=request.user),
@@ -93,7 +104,7 @@ def flow_setup(request: HttpRequest, flow_id: int) -> HttpResponse:
             "form": form,
             "errors": errors,
             "next": reverse("flow_setup", args=[flow.pk]),
-            "trigger": trigger_setup(flow),
+            "trigger": trigger_setup(request, flow),
         },
         status=400 if request.method == "POST" else 200,
     )
@@ -202,3 +213,57 @@ def flow_delete(request: HttpRequest, flow_id: int) -> HttpResponse:
         messages.success(request, f"Deleted “{name}” and its run history.")
         return redirect("dashboard")
     return render(request, "web/flow_delete.html", {"flow": flow})
+
+
+@login_required
+def flow_export(request: HttpRequest, flow_id: int) -> HttpResponse:
+    """The draft as a file, in the format of `manage.py flows export` (no secrets)."""
+    flow = owned_flow(request, flow_id)
+    text = json.dumps(export_document(flow.document or {}), indent=2, ensure_ascii=False) + "\n"
+    response = HttpResponse(text, content_type="application/json; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{flow.slug or "flow"}.json"'
+    return response
+
+
+def copy_name(user, name: str) -> str:
+    """“Name (copy)”, or “Name (copy 2)”, ... : a name none of the user's flows has yet."""
+    taken = set(Flow.objects.owned_by(user).values_list("name", flat=True))
+    base = f"{name} (copy"
+    candidate, number = f"{base})", 2
+    while candidate in taken:
+        candidate, number = f"{base} {number})", number + 1
+    return candidate[:200]
+
+
+@login_required
+@require_POST
+def flow_duplicate(request: HttpRequest, flow_id: int) -> HttpResponse:
+    """A new draft with the same document (connections and settings included)."""
+    flow = owned_flow(request, flow_id)
+    name = copy_name(request.user, flow.name)
+    document = {**(flow.document or {}), "name": name}
+    copy = Flow.objects.create(
+        owner=request.user,
+        name=name,
+        slug=Flow.objects.unique_slug(request.user, name),
+        description=flow.description,
+        document=document,
+    )
+    messages.success(
+        request, f"Created “{copy.name}”, a draft copy of “{flow.name}”. It is not deployed yet."
+    )
+    return redirect("flow_detail", flow_id=copy.pk)
+
+
+@login_required
+@require_POST
+def flow_test_effects(request: HttpRequest, flow_id: int) -> HttpResponse:
+    """What a test run of the canvas's document (or else the saved draft) does for real."""
+    flow = owned_flow(request, flow_id)
+    try:
+        document = jsonlimits.loads(request.POST.get("document") or "null")
+    except ValueError:
+        document = None
+    if not isinstance(document, dict):
+        document = flow.document or {}
+    return render(request, "web/_real_effects.html", {"effects": real_effects(document)})

@@ -1,5 +1,6 @@
 """Run history (across flows and per flow, filtered), the run page, and re-runs."""
 
+from collections import Counter
 from dataclasses import dataclass, field
 
 from django.contrib import messages
@@ -61,6 +62,21 @@ class TimelineItem:
     def earlier(self) -> list[StepRun]:
         return self.attempts[:-1]
 
+    @property
+    def items_summary(self) -> str:
+        """For a step inside a loop, how its items went: "3 items: 2 succeeded, 1 failed"."""
+        last: dict[str, str] = {}
+        for attempt in self.attempts:
+            if attempt.scope:
+                last[attempt.scope] = attempt.status
+        if not last:
+            return ""
+        counts = Counter(last.values())
+        parts = ", ".join(
+            f"{n} {StepRun.Status(status).label.lower()}" for status, n in counts.most_common()
+        )
+        return f"{len(last)} item{'s' if len(last) != 1 else ''}: {parts}"
+
 
 def timeline(run: Run, step_id: str | None = None) -> list[TimelineItem]:
     """The plan's steps in order with their step runs; steps not reached yet are waiting."""
@@ -68,7 +84,8 @@ def timeline(run: Run, step_id: str | None = None) -> list[TimelineItem]:
     for planned in (run.plan or {}).get("steps") or []:
         if isinstance(planned, dict) and planned.get("id"):
             items[planned["id"]] = TimelineItem(planned["id"], planned.get("kind", ""))
-    steps = run.steps.all()
+    # In the order they were written: the last one of a step is its latest attempt or item.
+    steps = run.steps.order_by("position", "id")
     if step_id is not None:
         steps = steps.filter(step_id=step_id)
     for step in steps:
@@ -92,7 +109,9 @@ def live_context(run: Run) -> dict:
 @login_required
 def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     run = owned_run(request, run_id)
-    return render(request, "web/run_detail.html", {"flow": run.flow, **live_context(run)})
+    children = run.children.select_related("flow").order_by("id")
+    context = {"flow": run.flow, "children": children, **live_context(run)}
+    return render(request, "web/run_detail.html", context)
 
 
 @login_required
