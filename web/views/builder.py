@@ -15,6 +15,7 @@ import json
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
+from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_POST
@@ -205,11 +206,17 @@ STEP_PARTS = (
 )
 
 
-def check_revision(request: HttpRequest, flow: Flow) -> None:
-    """Refuse a save made from an older draft, unless the user chose to overwrite it."""
+def checked_save(request: HttpRequest, flow: Flow) -> list[dict]:
+    """Store the posted draft unless it was made from an older one than the stored draft (and
+    the user did not choose to overwrite it); the check and the write hold the flow's row, so
+    that a save from another tab cannot slip between them. Returns the compiler's errors."""
+    document = posted_document(request)
     base = request.POST.get("revision")
-    if base and request.POST.get("overwrite") != "1" and base != draft_revision(flow.document):
-        raise DraftChanged()
+    with transaction.atomic():
+        stored = Flow.objects.select_for_update().only("document").get(pk=flow.pk).document
+        if base and request.POST.get("overwrite") != "1" and base != draft_revision(stored):
+            raise DraftChanged()
+        return save_draft(flow, document)
 
 
 def conflict(request: HttpRequest, flow: Flow) -> HttpResponse:
@@ -252,8 +259,7 @@ def with_errors(
 def builder_save(request: HttpRequest, flow_id: int) -> HttpResponse:
     flow = owned_flow(request, flow_id)
     try:
-        check_revision(request, flow)
-        errors = save_draft(flow, posted_document(request))
+        errors = checked_save(request, flow)
     except BadDocument as exc:
         return render(request, "web/_save_result.html", {"problem": str(exc)}, status=400)
     except DraftChanged:
@@ -267,8 +273,7 @@ def builder_save(request: HttpRequest, flow_id: int) -> HttpResponse:
 def builder_deploy(request: HttpRequest, flow_id: int) -> HttpResponse:
     flow = owned_flow(request, flow_id)
     try:
-        check_revision(request, flow)
-        errors = save_draft(flow, posted_document(request))
+        errors = checked_save(request, flow)
     except BadDocument as exc:
         return render(request, "web/_save_result.html", {"problem": str(exc)}, status=400)
     except DraftChanged:
@@ -467,8 +472,7 @@ def builder_test_run(request: HttpRequest, flow_id: int) -> HttpResponse:
         problem = 'The event must be a JSON object, like {"key": "value"}.'
         return render(request, "web/_test_run.html", {"problem": problem}, status=400)
     try:
-        check_revision(request, flow)
-        errors = save_draft(flow, posted_document(request))
+        errors = checked_save(request, flow)
     except BadDocument as exc:
         return render(request, "web/_test_run.html", {"problem": str(exc)}, status=400)
     except DraftChanged:
