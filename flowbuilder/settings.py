@@ -187,6 +187,12 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # database or Redis (75 against 66 runs/s with 2 on 2 cores, docs/performance.md). Flows that wait
 # on slow services (LLMs) want more: each process runs one run at a time.
 CELERY_WORKER_CONCURRENCY = env_int("FLOWS_WORKER_CONCURRENCY", (os.cpu_count() or 1) + 1)
+# The most runs one owner may have running while other owners' runs wait (0: no limit). By
+# default, in distributed mode, one worker's processes but one: somebody else's run always finds
+# a free process. An owner alone may use them all.
+FLOWS_OWNER_MAX_RUNNING = env_int(
+    "FLOWS_OWNER_MAX_RUNNING", max(1, CELERY_WORKER_CONCURRENCY - 1) if FLOWS_DISTRIBUTED else 0
+)
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
