@@ -6,6 +6,8 @@
   "use strict";
 
   var STEP_ID = /^[a-z][a-z0-9_]{0,62}$/;
+  var FIELDS = "[data-param], [data-grant], [data-limit], [data-incoming], [data-connection-service], " +
+    "[data-trigger-kind], [data-step-id]";
   var ERROR_PORT = window.FlowBuilderGraph.ERROR_PORT;
 
   function $(sel, el) { return (el || document).querySelector(sel); }
@@ -93,6 +95,9 @@
       var id = app.selected();
       if (!form || !id || formFor !== id) return;
       var target = event.target;
+      // Only the form's own fields: the code editor's inner textarea, for one, sends a change
+      // when htmx removes it while focused, which is no edit.
+      if (!target.matches(FIELDS)) return;
       var step = app.stepById(id);
       if (target.matches("[data-connection-service]")) {
         if (event.type === "change") pickConnection(target);

@@ -455,6 +455,15 @@ def test_a_python_node_keeps_one_code_editor_after_a_save_with_problems(page):
     expect(page.locator("#inspector .CodeMirror")).to_have_count(1)
     expect(page.locator("#param-source")).to_be_hidden()
 
+    # Ctrl+S saves from inside the code editor too.
+    type_code(page, "def main(event, ctx):\n    return {'saved': True}\n")
+    page.keyboard.press("Control+s")
+    expect(page.locator("#dirty")).to_have_text("1 problem to fix")
+    page.wait_for_timeout(500)
+    expect(page.locator("#dirty")).to_have_text("1 problem to fix")
+    source = Flow.objects.get(owner__username="ola").document["steps"][0]["config"]["source"]
+    assert "'saved': True" in source
+
 
 def test_the_canvas_works_from_the_keyboard_and_announces_the_selection(page):
     new_flow(page, "pat", "Keys")
