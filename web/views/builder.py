@@ -138,7 +138,7 @@ def builder(request: HttpRequest, flow_id: int) -> HttpResponse:
             "revision": draft_revision(flow.document),
             "github_samples": github_sample_names(),
             "event_json": json.dumps(
-                default_event((flow.document or {}).get("trigger") or {}), indent=2
+                default_event((flow.document or {}).get("trigger") or {}, flow.document), indent=2
             ),
             "saved_runs": saved_runs(flow),
         },
