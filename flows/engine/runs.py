@@ -10,6 +10,7 @@ from django.db.models import Subquery
 from django.utils import timezone
 
 from flows import templating
+from flows.document import upgrade
 from flows.engine import logs
 from flows.engine.errors import FlowNotDeployed, FlowPaused
 from flows.engine.queue import dispatch
@@ -117,6 +118,18 @@ def _cancel_older(run: Run, limit: int) -> None:
     dispatch_waiting(run.flow_id)
 
 
+def with_pins(plan: dict, pinned: dict) -> dict:
+    """A test run's plan with the outputs pinned in the builder: those steps (outside loops)
+    do not run, and the steps after them start from the pinned data."""
+    outside_loops = {s["id"] for s in plan.get("steps", []) if not s.get("parent")}
+    pins = {
+        step: {"output": pin.get("output"), "port": pin.get("port") or "out"}
+        for step, pin in pinned.items()
+        if step in outside_loops and isinstance(pin, dict)
+    }
+    return {**plan, "pinned": pins} if pins else plan
+
+
 def start_run(
     flow: Flow,
     *,
@@ -136,6 +149,7 @@ def start_run(
             return existing, False
     if draft:
         plan, version = compile_document(flow.document, flow.owner), None
+        plan = with_pins(plan, upgrade(flow.document).get("pinned") or {})
     else:
         if version is None:
             if flow.status == Flow.Status.PAUSED:
