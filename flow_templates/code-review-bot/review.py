@@ -35,7 +35,7 @@ def main(event, ctx):
             entry["errors"].append([part_name, "not reached: the review ran out of time"])
             continue
         try:
-            answer = ask(ctx, plan, part["prompt"])
+            answer = ask_with_retry(ctx, plan, part["prompt"], label, started)
         except ctx.CapabilityError as exc:
             ctx.error(f"The model failed on {label}: {exc}")
             entry["errors"].append([part_name, f"the model failed: {exc}"])
@@ -55,6 +55,17 @@ def main(event, ctx):
     entry["issues"] = sorted(entry["issues"], key=by_severity)[:max_issues]
     ctx.info(f"Reviewed {path}: {len(entry['issues'])} potential issues.")
     return entry
+
+
+def ask_with_retry(ctx, plan, prompt, label, started):
+    """One more try after a failure that may pass (a garbled or overloaded answer), in time."""
+    try:
+        return ask(ctx, plan, prompt)
+    except ctx.CapabilityError as exc:
+        if not exc.retryable or time.monotonic() - started > TIME_BUDGET_S:
+            raise
+        ctx.warn(f"The model failed on {label}, asking once more: {exc}")
+    return ask(ctx, plan, prompt)
 
 
 def ask(ctx, plan, prompt):

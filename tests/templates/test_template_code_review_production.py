@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from flows.models import Run
-from tests.templates.support import REPO, run_of
+from tests.templates.support import REPO, log_of, run_of
 from tests.templates.test_template_code_review import FILES, MARKER, pr_event, review_answer
 
 
@@ -51,3 +51,44 @@ def test_redelivering_a_delivery_whose_run_failed_reviews_again(review_bot, gith
     failed.refresh_from_db()
     assert failed.status == "failed"
     assert failed.delivery_id == f"d-42~failed-run-{failed.pk}"
+
+
+def test_a_garbled_model_answer_is_asked_again_and_never_logs_a_traceback(
+    review_bot, github, llm, deliver, caplog
+):
+    flow = review_bot()
+    github.add_pull(REPO, 7, title="Handle empty bodies", files=FILES)
+    gateway_page = b"<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"
+    llm.fail_next(200, gateway_page, headers={"Content-Type": "text/html"})
+
+    run = run_of(deliver(flow, "pull_request", pr_event("opened", 7)))
+
+    assert run.status == "succeeded", run.error
+    [comment] = github.comments_on(REPO, 7)
+    assert "1 of 4 files reviewed" in comment["body"]
+    assert "Possible SQL injection in src/app.py." in comment["body"]
+    assert log_of(run, "warning") == [
+        "review: The model failed on src/app.py, asking once more: The LLM server at 127.0.0.1 "
+        "gave an answer that is not a chat completion for model llama3: an HTML page titled "
+        "“502 Bad Gateway”."
+    ]
+    assert not [r for r in caplog.records if r.exc_info or "Traceback" in r.getMessage()]
+
+
+def test_a_model_that_keeps_answering_garbage_is_named_in_the_comment(
+    review_bot, github, llm, deliver, caplog
+):
+    flow = review_bot()
+    github.add_pull(REPO, 7, title="Handle empty bodies", files=FILES)
+    llm.fail_next(200, b"", path="/v1/chat/completions", times=2)
+
+    run = run_of(deliver(flow, "pull_request", pr_event("opened", 7)))
+
+    [comment] = github.comments_on(REPO, 7)
+    assert (
+        "`src/app.py`: the model failed: The LLM server at 127.0.0.1 gave an answer that is not "
+        "a chat completion for model llama3: an empty body (no content type)."
+    ) in comment["body"]
+    assert "Expecting value" not in comment["body"]
+    assert not [r for r in caplog.records if r.exc_info or "Traceback" in r.getMessage()]
+    assert run.status == "succeeded_with_errors"
