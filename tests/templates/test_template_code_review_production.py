@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from flows.models import Run
+from flows.models import Flow, Run
+from gallery.registry import use_template
 from tests.templates.support import REPO, log_of, run_of
 from tests.templates.test_template_code_review import FILES, MARKER, pr_event, review_answer
 
@@ -92,3 +93,47 @@ def test_a_model_that_keeps_answering_garbage_is_named_in_the_comment(
     assert "Expecting value" not in comment["body"]
     assert not [r for r in caplog.records if r.exc_info or "Traceback" in r.getMessage()]
     assert run.status == "succeeded_with_errors"
+
+
+def setup_form(flow: Flow, **settings: str) -> dict[str, str]:
+    """The set-up page's form as it is shown (each setting at its value), with some typed over."""
+    form = {
+        f"connection__{alias}": c["connection"] for alias, c in flow.document["connections"].items()
+    }
+    for key, spec in flow.document["settings"].items():
+        value = spec["value"]
+        if isinstance(value, bool):
+            if value:
+                form[f"setting__{key}"] = "on"
+            continue
+        form[f"setting__{key}"] = "\n".join(value) if isinstance(value, list) else str(value)
+    form.update({f"setting__{key}": value for key, value in settings.items()})
+    return form
+
+
+def test_ignore_globs_typed_with_commas_on_the_setup_page_are_each_a_pattern(
+    client, user, github_connection, llm_connection, llm, github, deliver
+):
+    llm.respond = review_answer
+    client.force_login(user)
+    flow = use_template("code-review-bot", user)
+    form = setup_form(flow, github_repo=REPO, ignore_globs="package-lock.json, yarn.lock,dist/*")
+    form["deploy"] = "1"
+    response = client.post(f"/flows/{flow.pk}/setup/", form, follow=True)
+    assert "Deployed version 1. Your flow is live." in response.content.decode()
+    flow.refresh_from_db()
+    assert flow.document["settings"]["ignore_globs"]["value"] == [
+        "package-lock.json",
+        "yarn.lock",
+        "dist/*",
+    ]
+    yarn = dict(FILES[1], filename="yarn.lock", patch='@@ -1 +1 @@\n-"x@1":\n+"x@2":')
+    github.add_pull(REPO, 7, title="Handle empty bodies", files=[FILES[0], yarn])
+
+    run = run_of(deliver(flow, "pull_request", pr_event("opened", 7)))
+
+    assert run.status == "succeeded", run.error
+    [comment] = github.comments_on(REPO, 7)
+    assert "`yarn.lock`: ignored by the pattern `yarn.lock`" in comment["body"]
+    assert "1 of 2 files reviewed" in comment["body"]
+    assert not [chat for chat in llm.chats if "yarn.lock" in chat["messages"][-1]["content"]]
