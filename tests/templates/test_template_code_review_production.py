@@ -9,7 +9,13 @@ import pytest
 from flows.models import Flow, Run
 from gallery.registry import use_template
 from tests.templates.support import REPO, log_of, run_of
-from tests.templates.test_template_code_review import FILES, MARKER, pr_event, review_answer
+from tests.templates.test_template_code_review import (
+    FILES,
+    MARKER,
+    comment_event,
+    pr_event,
+    review_answer,
+)
 
 
 @pytest.fixture
@@ -137,3 +143,40 @@ def test_ignore_globs_typed_with_commas_on_the_setup_page_are_each_a_pattern(
     assert "`yarn.lock`: ignored by the pattern `yarn.lock`" in comment["body"]
     assert "1 of 2 files reviewed" in comment["body"]
     assert not [chat for chat in llm.chats if "yarn.lock" in chat["messages"][-1]["content"]]
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["/reviewers: @alice", "/review-bot is flaky", "Could someone /review this?", "> /review\nno"],
+)
+def test_a_comment_that_only_looks_like_the_trigger_phrase_starts_nothing(
+    review_bot, github, deliver, text
+):
+    flow = review_bot()
+    github.add_pull(REPO, 7, title="Handle empty bodies", files=FILES)
+
+    run = run_of(deliver(flow, "issue_comment", comment_event(7, text)))
+
+    assert run.status == "skipped"
+    assert run.error == (
+        "step 'should_review': the comment on #7 has no line starting with the command '/review'"
+    )
+    assert run.concurrency_key == ""  # so it cancels no review in progress
+    assert github.comments_on(REPO, 7) == []
+
+
+@pytest.mark.parametrize(
+    "text", ["/review", "/REVIEW please", "Thanks!\n  /review\n", "/review: again"]
+)
+def test_the_trigger_phrase_as_a_command_on_any_line_starts_a_review(
+    review_bot, github, deliver, text
+):
+    flow = review_bot()
+    github.add_pull(REPO, 7, title="Handle empty bodies", files=FILES)
+
+    run = run_of(deliver(flow, "issue_comment", comment_event(7, text)))
+
+    assert run.status == "succeeded", run.error
+    assert run.concurrency_key == f"{REPO}#7"
+    [comment] = github.comments_on(REPO, 7)
+    assert "requested by @octocat in a comment" in comment["body"]
