@@ -4,6 +4,8 @@ context, trigger phrases that are commands, and sign-in as a GitHub App."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from flows.models import Flow, Run
@@ -180,3 +182,32 @@ def test_the_trigger_phrase_as_a_command_on_any_line_starts_a_review(
     assert run.concurrency_key == f"{REPO}#7"
     [comment] = github.comments_on(REPO, 7)
     assert "requested by @octocat in a comment" in comment["body"]
+
+
+def test_a_failed_runs_page_heads_with_one_sentence_and_folds_the_traceback(
+    review_bot, github, deliver, client, user
+):
+    flow = review_bot()
+    github.add_pull(REPO, 7, title="Handle empty bodies", files=FILES)
+    github.tokens[github.token]["permissions"] = {"metadata": "read", "pull_requests": "read"}
+    run = run_of(deliver(flow, "pull_request", pr_event("opened", 7)))
+    assert run.status == "failed"
+
+    client.force_login(user)
+    page = client.get(f"/runs/{run.pk}/").content.decode()
+
+    headline = re.search(r'<p class="run-error" role="alert">(.*?)</p>', page, re.S).group(1)
+    assert headline == (
+        "step &#x27;report_failure&#x27;: Could not report the failure on octo/hello#7: GitHub "
+        "says this token lacks the issues: write or pull_requests: write permission."
+    )
+    folded = re.search(r'<details class="error-details">(.*?)</details>', page, re.S).group(1)
+    assert "<summary>The whole error</summary>" in folded
+    assert "Traceback (most recent call last):" in folded
+    # The plan step's own error: one sentence too, its traceback and advice folded below.
+    step_headline = re.findall(r'<p class="step-error-text" role="alert">(.*?)</p>', page, re.S)
+    assert step_headline[0] == (
+        "Could not write the review comment on octo/hello#7: GitHub says this token lacks the "
+        "issues: write or pull_requests: write permission."
+    )
+    assert "Traceback" not in "".join(step_headline)
