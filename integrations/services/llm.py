@@ -313,6 +313,33 @@ offer(
 )(chat)
 
 
+def info(ctx: CapabilityContext, payload: dict) -> dict:
+    """What the bound LLM connection says about its model, without a call to the server: steps
+    that cut text for the model size it by the connection's context, not by a guess."""
+    config = ctx.connection_config or {}
+    try:
+        context_size = int(config.get("context_size") or 0)
+    except (TypeError, ValueError):
+        context_size = 0
+    return {
+        "model": (ctx.limits or {}).get("model") or config.get("model") or "",
+        "context_size": context_size if context_size > 0 else None,
+    }
+
+
+offer(
+    "llm.info",
+    service="llm",
+    title="LLM: connection info",
+    description=(
+        "The LLM connection's default model and context size in tokens (null when the "
+        "connection does not say), to size prompts; asks the server nothing."
+    ),
+    params=(),
+    result="{model, context_size}",
+)(info)
+
+
 def test(config: dict, secrets: dict) -> tuple[bool, str]:
     """One cheap real call: the models the server offers."""
     with LLMServer(config, secrets) as server:

@@ -211,3 +211,72 @@ def test_a_failed_runs_page_heads_with_one_sentence_and_folds_the_traceback(
         "issues: write or pull_requests: write permission."
     )
     assert "Traceback" not in "".join(step_headline)
+
+
+def test_the_llm_connections_smaller_context_sizes_the_parts_and_the_comment_says_what_was_seen(
+    review_bot, github, llm, llm_connection, deliver
+):
+    llm_connection.config["context_size"] = 2048  # the setting keeps its default of 8192
+    llm_connection.save()
+    flow = review_bot()
+    lines = [
+        f"+    total_{i} = compute_the_value({i}, scale=factor)  # step {i}" for i in range(900)
+    ]
+    big = {
+        "filename": "src/big.py",
+        "status": "added",
+        "additions": 900,
+        "deletions": 0,
+        "changes": 900,
+        "patch": "@@ -0,0 +1,900 @@\n" + "\n".join(lines),
+    }
+    github.add_pull(REPO, 7, title="Handle empty bodies", files=[big])
+
+    run = run_of(deliver(flow, "pull_request", pr_event("opened", 7)))
+
+    assert run.status == "succeeded", run.error
+    assert (
+        "plan: Cutting the patches for a context of 2048 tokens, the LLM connection's context "
+        "size (the context_size setting says 8192)."
+    ) in log_of(run, "info")
+    prompts = [c["messages"][-1]["content"] for c in llm.chats]
+    file_prompts = [p for p in prompts if "Review the changes to `src/big.py`" in p]
+    assert len(file_prompts) == 5
+    for prompt in file_prompts:  # each whole, its instructions included
+        assert "Answer with one JSON object and nothing else" in prompt
+        assert "truncated to fit the model's context" not in prompt
+    seen = sum(len(re.findall(r"^\s*\d+ \+", p, re.M)) for p in file_prompts)
+    [comment] = github.comments_on(REPO, 7)
+    assert (
+        f"- `src/big.py`: reviewed the first {seen} of 900 changed lines (5 parts of the "
+        "model's context)\n"
+    ) in comment["body"]
+
+
+def test_a_part_the_llm_connection_still_cuts_is_listed_as_partly_reviewed(
+    review_bot, github, llm, llm_connection, deliver
+):
+    llm_connection.config["context_size"] = 1100  # smaller than the smallest part the plan cuts
+    llm_connection.save()
+    flow = review_bot()
+    lines = [
+        f"+    total_{i} = compute_the_value({i}, scale=factor)  # step {i}" for i in range(60)
+    ]
+    patch = "@@ -0,0 +1,60 @@\n" + "\n".join(lines)
+    github.add_pull(
+        REPO,
+        7,
+        title="Handle empty bodies",
+        files=[dict(FILES[0], filename="src/big.py", status="added", patch=patch)],
+    )
+
+    run = run_of(deliver(flow, "pull_request", pr_event("opened", 7)))
+
+    assert run.status == "succeeded", run.error
+    [comment] = github.comments_on(REPO, 7)
+    assert "### Partly reviewed" in comment["body"]
+    assert (
+        "### Partly reviewed\n\n- `src/big.py`: the LLM connection cut part 1, 2, 3 of 3 to fit "
+        "its context: the model saw only the start\n"
+    ) in comment["body"]
+    assert all("Answer with one JSON object" in c["messages"][-1]["content"] for c in llm.chats)
