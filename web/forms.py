@@ -150,7 +150,12 @@ def setting_field(spec: dict) -> forms.Field:
     if isinstance(value, list):
         return ListField(
             initial=value,
-            **{**common, "help_text": with_hint(common["help_text"], "One per line, or separated by commas.")},
+            **{
+                **common,
+                "help_text": with_hint(
+                    common["help_text"], "One per line, or separated by commas."
+                ),
+            },
         )
     if isinstance(value, dict):
         return forms.JSONField(initial=value, **common)
