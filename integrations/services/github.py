@@ -3,7 +3,8 @@
 A thin client on the shared HTTP path rather than a GitHub library: every call then gets the same
 timeouts, retries, size cap and worded errors as the other services, and nothing heavy is added.
 Auth is a token (connection secret `token`: a fine-grained or classic personal access token, or a
-GitHub App installation token). The API base is FLOWS_GITHUB_API_URL, or the connection's `api_url`
+GitHub App installation token), or a GitHub App (config `app_id`, optional `installation_id`,
+secret `private_key`; see github_app). The API base is FLOWS_GITHUB_API_URL, or the connection's `api_url`
 (GitHub Enterprise: https://github.example.com/api/v3).
 """
 
@@ -20,6 +21,7 @@ from django.conf import settings
 from flows.capabilities import CapabilityContext, CapabilityError
 from flows.catalog import Param
 from integrations.capabilities import offer
+from integrations.services import github_app
 from integrations.services.base import ServiceClient, ServiceError, seconds, short_detail
 
 REPO_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
@@ -73,13 +75,28 @@ def _permissions(header: str) -> str:
 class GitHub(ServiceClient):
     name = "GitHub"
 
-    def __init__(self, config: dict, secrets: dict | None, log=None, limits: dict | None = None):
-        token = (secrets or {}).get("token", "")
+    def __init__(
+        self,
+        config: dict,
+        secrets: dict | None,
+        log=None,
+        limits: dict | None = None,
+        event_installation: str = "",
+    ):
+        api_url = (config.get("api_url") or "").strip()
+        base_url = self.api_url(config)
+        self.app: github_app.AppCredentials | None = None
+        if github_app.is_app(config):
+            self.app = github_app.credentials_for(
+                config, secrets or {}, base_url, event_installation
+            )
+            token = github_app.installation_token(self.app, log=log)
+        else:
+            token = (secrets or {}).get("token", "")
         if not token:
             raise CapabilityError("The GitHub connection has no token: add one to the connection.")
-        api_url = (config.get("api_url") or "").strip()
         super().__init__(
-            base_url=(api_url or settings.FLOWS_GITHUB_API_URL).rstrip("/"),
+            base_url=base_url,
             headers={
                 "Authorization": f"Bearer {token}",
                 "Accept": "application/vnd.github+json",
@@ -92,9 +109,32 @@ class GitHub(ServiceClient):
         )
         self.limits = limits or {}
 
+    @staticmethod
+    def api_url(config: dict) -> str:
+        return ((config.get("api_url") or "").strip() or settings.FLOWS_GITHUB_API_URL).rstrip("/")
+
     @classmethod
     def for_context(cls, ctx: CapabilityContext) -> GitHub:
-        return cls(ctx.connection_config or {}, ctx.secrets, ctx.log, ctx.limits)
+        config = ctx.connection_config or {}
+        installation = ""
+        if github_app.is_app(config) and not config.get("installation_id"):
+            installation = _event_installation(ctx.run_id)
+        return cls(config, ctx.secrets, ctx.log, ctx.limits, installation)
+
+    def send(self, request: httpx.Request, *, what: str = "") -> httpx.Response:
+        try:
+            return super().send(request, what=what)
+        except ServiceError as exc:
+            if exc.status != 401 or self.app is None:
+                raise
+        # GitHub refused the App's cached token (revoked, or the installation changed): once
+        # more with a fresh one.
+        self.log("warning", "GitHub refused the App's installation token; signing in again.")
+        token = github_app.installation_token(self.app, fresh=True, log=self._log)
+        self.secrets.append(token)
+        self.client.headers["Authorization"] = f"Bearer {token}"
+        request.headers["Authorization"] = f"Bearer {token}"
+        return super().send(request, what=what)
 
     def check_repo(self, repo: str) -> str:
         repo = repo.strip()
@@ -199,7 +239,10 @@ class GitHub(ServiceClient):
         return items
 
     def viewer_login(self) -> str | None:
-        """The token's own login, or None for tokens that cannot read /user (GitHub Apps)."""
+        """The token's own login ("<app slug>[bot]" for a GitHub App), or None for tokens that
+        cannot read /user (an installation token pasted as a token)."""
+        if self.app is not None:
+            return github_app.app_login(self.app, log=self._log)
         try:
             return self.request("GET", "/user", what="the token's user").json().get("login")
         except ServiceError as exc:
@@ -220,6 +263,19 @@ class GitHub(ServiceClient):
             if tag in (comment.get("body") or "") and (login is None or author == login):
                 return comment
         return None
+
+
+def _event_installation(run_id: int | None) -> str:
+    """The installation id a GitHub App's webhook delivery names (`installation.id`), if any."""
+    from flows.models import Run
+
+    if run_id is None:
+        return ""
+    event = Run.objects.filter(pk=run_id).values_list("event", flat=True).first()
+    payload = event.get("payload") if isinstance(event, dict) else None
+    installation = payload.get("installation") if isinstance(payload, dict) else None
+    value = installation.get("id") if isinstance(installation, dict) else None
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else ""
 
 
 def _repo_matches(repo: str, allowed: str) -> bool:
@@ -552,7 +608,10 @@ def issue_reply(ctx: CapabilityContext, payload: dict) -> dict:
 
 
 def test(config: dict, secrets: dict) -> str:
-    """One cheap real call: who the token belongs to."""
+    """One cheap real call: who the token belongs to (for an App: the App, and a token for its
+    configured installation)."""
+    if github_app.is_app(config):
+        return github_app.test(config, secrets, GitHub.api_url(config))
     with GitHub(config, secrets) as gh:
         user = gh.request("GET", "/user", what="the token's user").json()
     return f"Connected to GitHub as {user.get('login', 'an unnamed user')}."

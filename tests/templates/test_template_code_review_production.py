@@ -6,14 +6,19 @@ from __future__ import annotations
 
 import re
 
+import jwt as pyjwt
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from flows.models import Flow, Run
 from gallery.registry import use_template
-from tests.templates.support import REPO, log_of, run_of
+from integrations.services import github_app
+from tests.templates.support import REPO, connect, log_of, run_of
 from tests.templates.test_template_code_review import (
     FILES,
     MARKER,
+    NEW_SHA,
     comment_event,
     pr_event,
     review_answer,
@@ -280,3 +285,120 @@ def test_a_part_the_llm_connection_still_cuts_is_listed_as_partly_reviewed(
         "its context: the model saw only the start\n"
     ) in comment["body"]
     assert all("Answer with one JSON object" in c["messages"][-1]["content"] for c in llm.chats)
+
+
+# ---- GitHub App sign-in -------------------------------------------------------------------------
+
+APP_ID = 4242
+
+
+@pytest.fixture(scope="module")
+def app_key() -> tuple[str, bytes]:
+    """A GitHub App's private key (PEM, as GitHub hands it out) and its public key."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    ).decode()
+    public = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return private, public
+
+
+@pytest.fixture
+def app_bot(from_template, user, llm_connection, llm, github, app_key):
+    """The Code Review Bot signed in as a GitHub App installed as installation 1."""
+    github_app.forget_tokens()
+    github.add_app(APP_ID, app_key[1], installations=(1,))
+    llm.respond = review_answer
+
+    def make(**config):
+        connect(
+            user,
+            "github",
+            "Review App",
+            {"app_id": str(APP_ID), **config},
+            {"private_key": app_key[0]},
+        )
+        return from_template("code-review-bot", {"github_repo": REPO})
+
+    yield make
+    github_app.forget_tokens()
+
+
+def test_a_github_app_reviews_with_one_installation_token_for_the_events_installation(
+    app_bot, github, deliver
+):
+    flow = app_bot()
+    github.add_pull(REPO, 7, title="Handle empty bodies", files=FILES)
+
+    first = run_of(deliver(flow, "pull_request", pr_event("opened", 7)))
+    second = run_of(deliver(flow, "pull_request", pr_event("synchronize", 7, sha=NEW_SHA)))
+
+    assert first.status == second.status == "succeeded", (first.error, second.error)
+    # The event's installation.id (1 in GitHub's payload) got the token, once for both runs.
+    assert [r.path for r in github.minted] == ["/app/installations/1/access_tokens"]
+    claims = pyjwt.decode(
+        github.minted[0].headers["authorization"].removeprefix("Bearer "),
+        app_key_public(github),
+        algorithms=["RS256"],
+    )
+    assert claims["iss"] == str(APP_ID)
+    assert claims["exp"] - claims["iat"] <= 600
+    [comment] = github.comments_on(REPO, 7)  # found again as the App's own, and edited
+    assert comment["user"]["login"] == "flowbot-app[bot]"
+    assert f"`{NEW_SHA[:7]}`" in comment["body"]
+    everything = " ".join(log_of(first) + log_of(second)) + repr(first.output) + first.error
+    assert "PRIVATE KEY" not in everything and "ghs_" not in everything
+
+
+def app_key_public(github) -> bytes:
+    return github.apps[str(APP_ID)]["public_key"]
+
+
+def test_a_revoked_installation_token_is_replaced_once_and_the_review_goes_on(
+    app_bot, github, deliver
+):
+    flow = app_bot()
+    github.add_pull(REPO, 7, title="Handle empty bodies", files=FILES)
+    run_of(deliver(flow, "pull_request", pr_event("opened", 7)))
+    minted = next(t for t, info in github.tokens.items() if "installation" in info)
+    del github.tokens[minted]  # GitHub revoked it (the installation's permissions changed)
+
+    run = run_of(deliver(flow, "pull_request", pr_event("synchronize", 7, sha=NEW_SHA)))
+
+    assert run.status == "succeeded", run.error
+    assert len(github.minted) == 2
+    assert "plan: GitHub refused the App's installation token; signing in again." in log_of(
+        run, "warning"
+    )
+    [comment] = github.comments_on(REPO, 7)
+    assert f"`{NEW_SHA[:7]}`" in comment["body"]
+
+
+def test_the_configured_installation_serves_events_that_name_none(app_bot, github, deliver):
+    flow = app_bot(installation_id="77")
+    github.apps[str(APP_ID)]["installations"] = {77}
+    github.add_pull(REPO, 7, title="Handle empty bodies", files=FILES)
+
+    run = run_of(deliver(flow, "issue_comment", comment_event(7, "/review")))
+
+    assert run.status == "succeeded", run.error
+    assert [r.path for r in github.minted] == ["/app/installations/77/access_tokens"]
+
+
+def test_an_app_not_installed_for_the_event_says_so(app_bot, github, deliver):
+    flow = app_bot()
+    github.apps[str(APP_ID)]["installations"] = {5}
+    github.add_pull(REPO, 7, title="Handle empty bodies", files=FILES)
+
+    run = run_of(deliver(flow, "pull_request", pr_event("opened", 7)))
+
+    assert run.status == "failed"
+    assert (
+        "GitHub says the GitHub App 4242 has no installation 1: install the App on the "
+        "repository's account (the App's page → Install App), or correct the connection's "
+        "installation ID."
+    ) in run.error

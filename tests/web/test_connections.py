@@ -52,7 +52,7 @@ def test_a_secret_is_shown_only_as_its_last_four_characters(alice_client, alice)
 def test_a_missing_token_is_explained_next_to_the_field(alice_client):
     response = add_github(alice_client, token="")
     assert response.status_code == 400
-    assert "This field is required." in response.content.decode()
+    assert "Fill in a token, or the App ID and private key of an App." in response.content.decode()
     assert not Connection.objects.exists()
 
 
