@@ -184,7 +184,6 @@ def credentials_for(
     return AppCredentials(app_id, private_key, installation, api_url)
 
 
-
 def app_login(credentials: AppCredentials, log=None) -> str:
     """The login the App comments as ("<slug>[bot]"), asked of GitHub once per App."""
     key = (credentials.api_url, credentials.app_id)
