@@ -57,6 +57,46 @@ MARKER = Param(
 )
 
 
+# The repository permissions (of a fine-grained token or a GitHub App) each capability needs.
+PR_READ = (("Pull requests", "read"), ("Contents", "read"))
+WRITE = (("Issues", "read and write"), ("Pull requests", "read and write"))
+PERMISSIONS: dict[str, tuple[tuple[str, str], ...]] = {
+    "github.pr.get": PR_READ,
+    "github.pr.files": PR_READ,
+    "github.pr.diff": PR_READ,
+    "github.pr.update": (("Pull requests", "read and write"),),
+    "github.comments.list": (("Issues", "read"),),
+    "github.comment.find": (("Issues", "read"),),
+    "github.comment.create": WRITE,
+    "github.comment.update": WRITE,
+    "github.comment.upsert": WRITE,
+    "github.labels.add": WRITE,
+    "github.labels.remove": WRITE,
+    "github.issue.create": (("Issues", "read and write"),),
+    "github.issue.reply": WRITE,
+}
+# The names of webhook events on a GitHub App's settings page ("Subscribe to events").
+APP_EVENTS = {
+    "pull_request": "Pull request",
+    "issue_comment": "Issue comment",
+    "issues": "Issues",
+    "push": "Push",
+    "pull_request_review": "Pull request review",
+    "pull_request_review_comment": "Pull request review comment",
+    "release": "Release",
+}
+
+
+def permissions_needed(capabilities: list[str]) -> list[str]:
+    """'Issues: read and write', ... for these capabilities, Metadata: read (always) included."""
+    levels: dict[str, str] = {"Metadata": "read"}
+    for name in capabilities:
+        for permission, level in PERMISSIONS.get(name, ()):
+            if levels.get(permission) != "read and write":
+                levels[permission] = level
+    return [f"{permission}: {level}" for permission, level in sorted(levels.items())]
+
+
 def marker_tag(marker: str) -> str:
     return f"<!-- flowbuilder:{marker} -->"
 
