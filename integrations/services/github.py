@@ -113,6 +113,7 @@ def _permissions(header: str) -> str:
 
 
 class GitHub(ServiceClient):
+    service = "github"
     name = "GitHub"
 
     def __init__(
