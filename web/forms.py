@@ -153,7 +153,7 @@ def setting_field(spec: dict) -> forms.Field:
             **{
                 **common,
                 "help_text": with_hint(
-                    common["help_text"], "One per line, or separated by commas."
+                    common["help_text"], "One per line. Commas separate items too."
                 ),
             },
         )
