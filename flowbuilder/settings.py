@@ -143,6 +143,9 @@ DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "flowbuilder@localhost
 
 # Mode: REDIS_URL set means distributed (Celery + channels_redis).
 REDIS_URL = os.environ.get("REDIS_URL", "")
+# Names of the locks runs take in Redis (flows/locks.py): deployments sharing a Redis only wait
+# on each other's locks, so a shared prefix costs nothing but a rare wait.
+FLOWS_LOCK_PREFIX = os.environ.get("FLOWS_LOCK_PREFIX", "flowbuilder-lock")
 FLOWS_DISTRIBUTED = bool(REDIS_URL)
 # A browser watching a busy flow receives every event of every run: let its channel hold a burst.
 CHANNEL_CAPACITY = 1000

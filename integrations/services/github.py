@@ -20,6 +20,7 @@ from django.conf import settings
 
 from flows.capabilities import CapabilityContext, CapabilityError
 from flows.catalog import Param
+from flows.locks import named_lock
 from integrations.capabilities import offer
 from integrations.services import github_app
 from integrations.services.base import ServiceClient, ServiceError, seconds, short_detail
@@ -533,22 +534,28 @@ def comment_upsert(ctx: CapabilityContext, payload: dict) -> dict:
     with GitHub.for_context(ctx) as gh:
         repo, number = gh.check_repo(payload["repo"]), payload["number"]
         marker = check_marker(payload["marker"])
-        body = with_marker(payload["body"], marker)
-        existing = gh.find_comment(repo, number, marker)
-        if existing is not None:
-            try:
-                comment = gh.request(
-                    "PATCH",
-                    f"/repos/{repo}/issues/comments/{existing['id']}",
-                    what=f"comment {existing['id']} in {repo}",
-                    json={"body": body},
-                ).json()
-                return {"comment": comment, "created": False}
-            except ServiceError as exc:
-                # Deleted between finding and editing it: post it anew.
-                if exc.status != 404:
-                    raise
-        return {"comment": _create_comment(gh, repo, number, body), "created": True}
+        # Runs for the same pull request at the same moment would each find no comment and
+        # each post one: finding and writing happen under one lock per comment.
+        with named_lock(f"github-comment:{repo.lower()}#{number}:{marker}"):
+            return _upsert(gh, repo, number, marker, with_marker(payload["body"], marker))
+
+
+def _upsert(gh: GitHub, repo: str, number: int, marker: str, body: str) -> dict:
+    existing = gh.find_comment(repo, number, marker)
+    if existing is not None:
+        try:
+            comment = gh.request(
+                "PATCH",
+                f"/repos/{repo}/issues/comments/{existing['id']}",
+                what=f"comment {existing['id']} in {repo}",
+                json={"body": body},
+            ).json()
+            return {"comment": comment, "created": False}
+        except ServiceError as exc:
+            # Deleted between finding and editing it: post it anew.
+            if exc.status != 404:
+                raise
+    return {"comment": _create_comment(gh, repo, number, body), "created": True}
 
 
 LABELS = Param("labels", "list", label="Labels", required=True, description="label names")

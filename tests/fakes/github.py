@@ -58,6 +58,8 @@ class FakeGitHub(FakeServer):
         self.apps: dict[str, dict[str, Any]] = {}
         self.token = token
         self.login = login
+        # Seconds each answer takes (outside the lock answers are made under, so calls overlap).
+        self.latency = 0.0
         self.add_token(token, login)
         super().__init__()
 
@@ -195,6 +197,8 @@ class FakeGitHub(FakeServer):
         ]
 
     def dispatch(self, request: Recorded) -> Answer:
+        if self.latency:
+            time.sleep(self.latency)
         auth = request.headers.get("authorization", "")
         token = auth.removeprefix("Bearer ").removeprefix("token ")
         if request.path == "/app" or request.path.startswith("/app/"):

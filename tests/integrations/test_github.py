@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -193,6 +194,17 @@ def test_upsert_creates_then_edits_the_same_marked_comment(github, gh):
     assert [c["body"] for c in github.comments_on(REPO, 7)] == [
         "All good.\n\n<!-- flowbuilder:review -->"
     ]
+
+
+def test_runs_upserting_the_same_comment_at_once_leave_exactly_one(github, gh):
+    github.latency = 0.1  # each finds no comment before the other has posted one, unlocked
+    payloads = [
+        {"repo": REPO, "number": 7, "marker": "review", "body": f"run {n}"} for n in range(3)
+    ]
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        results = list(pool.map(lambda p: call("github.comment.upsert", gh, p), payloads))
+    assert sorted(r["created"] for r in results) == [False, False, True]
+    assert len(github.comments_on(REPO, 7)) == 1
 
 
 def test_upsert_recreates_the_comment_after_someone_deleted_it(github, gh):
