@@ -8,6 +8,8 @@ connections and limits; at run time the engine turns each binding into a plain c
 
 from __future__ import annotations
 
+import contextvars
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,6 +46,18 @@ class CapabilityContext:
 
 
 Handler = Callable[[CapabilityContext, Any], Any]
+
+# When the step making a capability call must be done (time.monotonic()), set by the engine
+# around each step: a call never outlives its step's time limit, whatever its own timeout says.
+step_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "step_deadline", default=None
+)
+
+
+def time_left() -> float | None:
+    """Seconds the current step has left (None outside a step)."""
+    deadline = step_deadline.get()
+    return None if deadline is None else deadline - time.monotonic()
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from django.utils.dateparse import parse_datetime
 
 from flows import capabilities as capability_registry
 from flows import templating
-from flows.capabilities import CapabilityError
+from flows.capabilities import CapabilityError, step_deadline
 from flows.catalog import ERROR_PORT
 from flows.document import OUT, TRIGGER
 from flows.engine import logs
@@ -427,7 +427,12 @@ class Walker:
                 # Built-in capabilities (the key-value store) use the database.
                 call = self.coordinated(call)
             callables[name] = noting_waits(call, asked)
-        outcome = run_step(step, context, callables, log)
+        limit = (step.get("limits") or {}).get("timeout_s") or settings.FLOWS_BLOCK_TIMEOUT_S
+        token = step_deadline.set(time.monotonic() + limit)
+        try:
+            outcome = run_step(step, context, callables, log)
+        finally:
+            step_deadline.reset(token)
         outcome.usage = usage.totals
         if outcome.status == "failed" and asked:
             outcome.retry_after = max(outcome.retry_after, asked[-1])

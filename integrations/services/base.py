@@ -28,7 +28,7 @@ import httpcore
 import httpx
 from django.conf import settings
 
-from flows.capabilities import CapabilityError
+from flows.capabilities import CapabilityError, time_left
 from integrations.redaction import redact
 
 LogFn = Callable[[str, str], None]
@@ -47,6 +47,10 @@ class ServiceError(CapabilityError):
     def __init__(self, message: str, *, retryable: bool = False, status: int | None = None):
         super().__init__(message, retryable=retryable)
         self.status = status
+
+
+# An attempt with less time than this left in its step is not worth starting.
+MIN_ATTEMPT_S = 0.5
 
 
 class BlockedAddress(Exception):
@@ -258,11 +262,26 @@ class ServiceClient:
         safe_to_resend = request.method in IDEMPOTENT_METHODS or self.posts_are_idempotent
         for attempt in range(1, self.attempts + 1):
             wait: float | None = None
+            # Each attempt gets what is left of the step's time, at most the service's timeout.
+            left = time_left()
+            if left is not None and left < MIN_ATTEMPT_S:
+                raise self.fail(
+                    f"{self.name} was not asked: the step's time limit is (nearly) reached.",
+                    retryable=False,
+                )
+            timeout = self.timeout if left is None else min(self.timeout, left)
+            request.extensions["timeout"] = httpx.Timeout(timeout).as_dict()
             try:
                 response = self._send_once(request)
             except BlockedAddress as exc:
                 raise self.fail(f"{self.name} cannot be reached: {exc}") from None
             except httpx.TimeoutException as exc:
+                if timeout < self.timeout:
+                    raise self.fail(
+                        f"{self.name} did not answer within the {seconds(timeout)} the step had "
+                        "left of its time limit.",
+                        retryable=False,
+                    ) from None
                 error = self.fail(
                     f"{self.name} did not answer within {seconds(self.timeout)}.", retryable=True
                 )
@@ -290,6 +309,9 @@ class ServiceClient:
                 raise error
             if wait is None:
                 wait = settings.FLOWS_HTTP_BACKOFF_S * 2 ** (attempt - 1)
+            left = time_left()
+            if left is not None and wait + MIN_ATTEMPT_S > left:
+                raise error  # no time left in the step for another attempt
             self.log(
                 "warning",
                 f"{error.message} Retrying in {wait:.1f} s (attempt {attempt + 1} of "

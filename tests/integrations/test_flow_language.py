@@ -940,3 +940,41 @@ def test_a_test_run_uses_pinned_outputs_and_ports_instead_of_running_the_steps(
     deployed = run_manual(flow, {})
     assert deployed.status == Run.Status.FAILED
     assert "pinned" not in export_document(document)
+
+
+def test_a_hanging_model_cannot_hold_a_step_past_its_time_limit(make_flow, user, llm):
+    connection = Connection(
+        owner=user, service="llm", name="LLM", config={"base_url": llm.base_url, "model": "llama3"}
+    )
+    connection.set_secrets({})
+    connection.save()
+    llm.latency = 6  # longer than the step may take, shorter than the LLM's own timeout
+    source = (
+        "def main(event, ctx):\n"
+        "    try:\n"
+        "        ctx.call('llm.chat', {'prompt': 'hi'})\n"
+        "    except ctx.CapabilityError as exc:\n"
+        "        return {'kept': 'partial results', 'why': str(exc)}\n"
+    )
+    flow = make_flow(
+        doc(
+            [
+                {
+                    "id": "review",
+                    "kind": "code.python",
+                    "config": {"source": source},
+                    "grants": ["llm.chat"],
+                    "limits": {"timeout_s": 2},
+                }
+            ],
+            [["trigger", "out", "review"]],
+            connections={"llm": {"service": "llm", "connection": connection.pk}},
+        )
+    )
+    run = run_manual(flow, {})
+    # The call gave up with the step's time left, so the step could still say what it had.
+    assert run.status == Run.Status.SUCCEEDED
+    assert run.output["kept"] == "partial results"
+    assert "did not answer within the" in run.output["why"]
+    assert "the step had left of its time limit" in run.output["why"]
+    assert llm.max_in_flight == 1  # asked once, not retried past the limit
