@@ -8,6 +8,7 @@ from its plan when it is enqueued.
 
 from celery import shared_task
 from django.conf import settings
+from kombu.exceptions import OperationalError as BrokerUnreachable
 
 from flows.engine import executor, queue, retention, schedule
 
@@ -27,12 +28,15 @@ def execute_run(run_id: int, token: str) -> str:
 
 def enqueue(run_id: int, token: str, time_limit_s: int | None, delay: float) -> None:
     soft = int(time_limit_s or settings.FLOWS_RUN_DEFAULT_TIME_LIMIT_S)
-    execute_run.apply_async(
-        (run_id, token),
-        soft_time_limit=soft,
-        time_limit=soft + HARD_LIMIT_GRACE_S,
-        countdown=delay or None,
-    )
+    try:
+        execute_run.apply_async(
+            (run_id, token),
+            soft_time_limit=soft,
+            time_limit=soft + HARD_LIMIT_GRACE_S,
+            countdown=delay or None,
+        )
+    except BrokerUnreachable as exc:
+        raise queue.QueueUnreachable(run_id) from exc
 
 
 queue.register("celery", enqueue)

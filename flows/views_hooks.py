@@ -6,6 +6,11 @@ never reveal anything about other flows.
 finishes, which turns a flow into a serverless function; a run that takes longer gets the usual
 202 with its status URL. A delivery id header (X-Delivery-Id, X-GitHub-Delivery) makes retried
 deliveries run once.
+
+Outages get answers a caller can act on. The run queue (Redis) down: 202, the run is stored and
+the recovery sweep starts it once the queue is back (`"queued_later": true`), so the caller must
+not send it again. The database down: 503, nothing stored (web.middleware). An owner over their
+quota (flows.quotas): 429 with Retry-After, nothing stored.
 """
 
 from __future__ import annotations
@@ -22,7 +27,9 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 
+from flows import quotas
 from flows.engine import FlowNotDeployed, FlowPaused, broadcast, logs, start_run
+from flows.engine.queue import QueueUnreachable
 from flows.models import Flow, Run
 from integrations import jsonlimits
 
@@ -36,15 +43,26 @@ ANSWERS = ("run", "response")
 FAILED = {Run.Status.FAILED, Run.Status.CANCELLED}
 
 
+# What a caller is told when the run is stored but the queue could not take it.
+QUEUED_LATER = (
+    "The run queue is unreachable: the run is stored and will start once the queue is back "
+    "(the recovery sweep sends queued runs again within a few minutes). Do not send it again."
+)
+
+
 class BadRequest(Exception):
-    def __init__(self, status: int, message: str):
+    def __init__(self, status: int, message: str, retry_after_s: int | None = None):
         super().__init__(message)
         self.status = status
         self.message = message
+        self.retry_after_s = retry_after_s
 
 
-def _error(status: int, message: str) -> JsonResponse:
-    return JsonResponse({"error": message}, status=status)
+def _error(status: int, message: str, retry_after_s: int | None = None) -> JsonResponse:
+    response = JsonResponse({"error": message}, status=status)
+    if retry_after_s:
+        response["Retry-After"] = str(retry_after_s)
+    return response
 
 
 def _status_url(request: HttpRequest, token: str, run_id: int) -> str:
@@ -67,19 +85,27 @@ def _parse_body(request: HttpRequest) -> Any:
         raise too_big
     content_type = request.content_type or ""
     if content_type in FORM_TYPES:
-        return {
+        form = {
             key: values[0] if len(values) == 1 else values for key, values in request.POST.lists()
         }
+        try:
+            jsonlimits.check_storable(form)
+        except jsonlimits.Refused as exc:
+            raise BadRequest(400, f"The request body is refused: {exc}.") from None
+        return form
     if not raw.strip():
         return None
     try:
         text = raw.decode(request.encoding or "utf-8")
     except UnicodeDecodeError:
         raise BadRequest(400, "The request body is not valid UTF-8 text.") from None
+    reason = jsonlimits.unstorable_text(text)
+    if reason:
+        raise BadRequest(400, f"The request body is refused: {reason}.")
     declared_json = content_type == "application/json" or content_type.endswith("+json")
     try:
         return jsonlimits.loads(text)
-    except jsonlimits.TooDeep as exc:
+    except jsonlimits.Refused as exc:
         if not declared_json:
             return text
         raise BadRequest(400, f"The request body is refused: {exc}.") from None
@@ -140,6 +166,10 @@ def _start(token: str, event: dict, delivery_id: str) -> tuple[Run, bool]:
     if flow is None:
         raise BadRequest(404, "No flow has this webhook URL.")
     trigger = ((flow.current_version.plan if flow.current_version else {}) or {}).get("trigger", {})
+    repeated = bool(delivery_id) and Run.objects.filter(flow=flow, delivery_id=delivery_id).exists()
+    over = None if repeated else quotas.check(flow.owner_id)
+    if over is not None:
+        raise BadRequest(429, over.message, over.retry_after_s)
     try:
         if flow.status == Flow.Status.ACTIVE and trigger.get("kind") != "trigger.webhook":
             raise BadRequest(
@@ -200,7 +230,18 @@ async def hook(request: HttpRequest, token: str) -> JsonResponse:
         )
         run, created = await sync_to_async(_start)(token, _event(request, body), delivery_id)
     except BadRequest as exc:
-        return _error(exc.status, exc.message)
+        return _error(exc.status, exc.message, exc.retry_after_s)
+    except QueueUnreachable as exc:
+        return JsonResponse(
+            {
+                "run_id": exc.run_id,
+                "status": Run.Status.QUEUED,
+                "status_url": _status_url(request, token, exc.run_id),
+                "queued_later": True,
+                "note": QUEUED_LATER,
+            },
+            status=202,
+        )
     answer = {
         "run_id": run.pk,
         "status": run.status,
