@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
+from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
@@ -32,6 +34,8 @@ from flows.engine import FlowNotDeployed, FlowPaused, broadcast, logs, start_run
 from flows.engine.queue import QueueUnreachable
 from flows.models import Flow, Run
 from integrations import jsonlimits
+
+logger = logging.getLogger(__name__)
 
 DELIVERY_HEADERS = ("X-Delivery-Id", "X-GitHub-Delivery")
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
@@ -43,6 +47,8 @@ ANSWERS = ("run", "response")
 FAILED = {Run.Status.FAILED, Run.Status.CANCELLED}
 
 
+# Seconds a caller is told to wait before trying again while the database is down.
+DATABASE_RETRY_AFTER_S = 30
 # What a caller is told when the run is stored but the queue could not take it.
 QUEUED_LATER = (
     "The run queue is unreachable: the run is stored and will start once the queue is back "
@@ -63,6 +69,45 @@ def _error(status: int, message: str, retry_after_s: int | None = None) -> JsonR
     if retry_after_s:
         response["Retry-After"] = str(retry_after_s)
     return response
+
+
+def database_unreachable(exc: BaseException) -> bool:
+    """A connection to the database could not be made or was lost (not a bad query)."""
+    if isinstance(exc, InterfaceError):
+        return True
+    if not isinstance(exc, OperationalError):
+        return False
+    sqlstate = getattr(exc.__cause__, "sqlstate", None)
+    return sqlstate is None or sqlstate.startswith(("08", "57P"))
+
+
+def database_down_answer() -> JsonResponse:
+    response = JsonResponse(
+        {
+            "error": "The database is unreachable: nothing was stored. Try again later.",
+            "stored": False,
+        },
+        status=503,
+    )
+    response["Retry-After"] = str(DATABASE_RETRY_AFTER_S)
+    return response
+
+
+def _unless_database_down(view):
+    """/hooks/ skips the middleware (flowbuilder.asgi): its views answer a database outage."""
+
+    async def guarded(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        try:
+            return await view(request, *args, **kwargs)
+        except DatabaseError as exc:
+            if not database_unreachable(exc):
+                raise
+            logger.error("database unreachable: %s", exc)
+            return database_down_answer()
+
+    guarded.__name__ = view.__name__
+    guarded.__doc__ = view.__doc__
+    return guarded
 
 
 def _status_url(request: HttpRequest, token: str, run_id: int) -> str:
@@ -218,6 +263,7 @@ async def _wait_for(run_id: int, seconds: float) -> Run | None:
 
 
 @csrf_exempt
+@_unless_database_down
 async def hook(request: HttpRequest, token: str) -> JsonResponse:
     broadcast.attach_loop(asyncio.get_running_loop())
     if request.method != "POST":
@@ -280,6 +326,7 @@ def _run_status(token: str, run_id: int) -> Run | None:
     return Run.objects.filter(pk=run_id, flow__webhook_token=token).first()
 
 
+@_unless_database_down
 async def hook_run(request: HttpRequest, token: str, run_id: int) -> JsonResponse:
     run = await sync_to_async(_run_status)(token, run_id)
     if run is None:

@@ -6,13 +6,15 @@ from __future__ import annotations
 import logging
 
 from django.conf import settings
-from django.db import DatabaseError, InterfaceError, OperationalError
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.db import DatabaseError
+from django.http import HttpRequest, HttpResponse
 from django.template import loader
+
+from flows.views_hooks import database_down_answer, database_unreachable
 
 logger = logging.getLogger(__name__)
 
-# Seconds a caller is told to wait before trying again during an outage.
+# Seconds a person is told to wait before trying again during an outage.
 RETRY_AFTER_S = 30
 
 
@@ -27,20 +29,9 @@ class ContentSecurityPolicyMiddleware:
         return response
 
 
-def _unreachable(exc: Exception) -> bool:
-    # A connection that cannot be made or was lost; not a bad query (those stay server errors).
-    if isinstance(exc, InterfaceError):
-        return True
-    if not isinstance(exc, OperationalError):
-        return False
-    cause = exc.__cause__
-    sqlstate = getattr(cause, "sqlstate", None)
-    return sqlstate is None or sqlstate.startswith(("08", "57P"))
-
-
 class DatabaseUnreachableMiddleware:
-    """The database is down or out of connections: machines (webhooks) get a 503 JSON answer
-    saying nothing was stored, people a plain page; neither waits for more than the connect and
+    """The database is down or out of connections: people get a plain page (webhooks answer
+    for themselves: flows.views_hooks); nobody waits for more than the connect and
     pool timeouts (FLOWS_DB_CONNECT_TIMEOUT_S, FLOWS_DB_POOL_TIMEOUT_S)."""
 
     def __init__(self, get_response):
@@ -50,18 +41,11 @@ class DatabaseUnreachableMiddleware:
         return self.get_response(request)
 
     def process_exception(self, request: HttpRequest, exc: Exception) -> HttpResponse | None:
-        if not isinstance(exc, DatabaseError) or not _unreachable(exc):
+        if not isinstance(exc, DatabaseError) or not database_unreachable(exc):
             return None
         logger.error("database unreachable: %s", exc)
-        if request.path.startswith("/hooks/"):
-            response: HttpResponse = JsonResponse(
-                {
-                    "error": "The database is unreachable: nothing was stored. Try again later.",
-                    "stored": False,
-                },
-                status=503,
-            )
-        else:
-            response = HttpResponse(loader.render_to_string("503.html"), status=503)
+        if request.path.startswith("/hooks/"):  # when served without flowbuilder.asgi's router
+            return database_down_answer()
+        response = HttpResponse(loader.render_to_string("503.html"), status=503)
         response["Retry-After"] = str(RETRY_AFTER_S)
         return response
