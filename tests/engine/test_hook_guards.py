@@ -30,9 +30,7 @@ def test_json_that_cannot_be_stored_gets_a_400_and_stores_nothing(client, make_f
 
 def test_form_fields_with_a_nul_get_a_400(client, make_flow):
     flow = make_flow()
-    response = post(
-        client, flow, "name=a%00b", content_type="application/x-www-form-urlencoded"
-    )
+    response = post(client, flow, "name=a%00b", content_type="application/x-www-form-urlencoded")
     assert response.status_code == 400
     assert "NUL character" in response.json()["error"]
     assert not Run.objects.exists()

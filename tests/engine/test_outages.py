@@ -71,9 +71,7 @@ def deployment(django_db_setup, django_db_blocker):
     current = Deployment(log_dir)
     if not DISTRIBUTED:
         live.run_manage(current.env(), "manage.py", "migrate", "--noinput")
-    live.run_manage(
-        current.env(), "-c", "from flowbuilder.celery import app; app.control.purge()"
-    )
+    live.run_manage(current.env(), "-c", "from flowbuilder.celery import app; app.control.purge()")
     return current
 
 
