@@ -242,6 +242,12 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # database or Redis (75 against 66 runs/s with 2 on 2 cores, docs/performance.md). Flows that wait
 # on slow services (LLMs) want more: each process runs one run at a time.
 CELERY_WORKER_CONCURRENCY = env_int("FLOWS_WORKER_CONCURRENCY", (os.cpu_count() or 1) + 1)
+# The most runs one owner may have running while other owners' runs wait (0: no limit). By
+# default, in distributed mode, one worker's processes but one: somebody else's run always finds
+# a free process. An owner alone may use them all.
+FLOWS_OWNER_MAX_RUNNING = env_int(
+    "FLOWS_OWNER_MAX_RUNNING", max(1, CELERY_WORKER_CONCURRENCY - 1) if FLOWS_DISTRIBUTED else 0
+)
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
@@ -264,6 +270,31 @@ FLOWS_STEP_LOG_BYTES = env_int("FLOWS_STEP_LOG_BYTES", 262_144)
 
 # Outbound HTTP from capabilities: private/loopback addresses are refused unless allowed here.
 FLOWS_ALLOW_PRIVATE_HOSTS = env_bool("FLOWS_ALLOW_PRIVATE_HOSTS", False)
+
+
+def private_hosts(spec: str) -> dict[str, set[tuple[str, int]]]:
+    """ "llm=127.0.0.1:11434,http=10.0.0.5:8080" → {"llm": {("127.0.0.1", 11434)}, ...}"""
+    allowed: dict[str, set[tuple[str, int]]] = {}
+    for entry in filter(None, (e.strip() for e in spec.split(","))):
+        service, _, address = entry.partition("=")
+        host, _, port = address.strip().rpartition(":")
+        if not service.strip() or not host or not port.isdigit():
+            raise ValueError(
+                f"FLOWS_PRIVATE_HOSTS: {entry!r} is not service=host:port (e.g. "
+                "llm=127.0.0.1:11434)"
+            )
+        allowed.setdefault(service.strip(), set()).add((host.strip("[]").lower(), int(port)))
+    return allowed
+
+
+# Private hosts a service may reach despite the guard (cloud metadata addresses never). On a
+# person's own machine (the embedded mode) an LLM server such as Ollama on port 11434 is allowed.
+FLOWS_PRIVATE_HOSTS = private_hosts(
+    os.environ.get(
+        "FLOWS_PRIVATE_HOSTS",
+        "" if FLOWS_DISTRIBUTED else "llm=127.0.0.1:11434,llm=localhost:11434,llm=::1:11434",
+    )
+)
 # Base URLs of outside services (GitHub Enterprise, local model servers, tests).
 FLOWS_GITHUB_API_URL = os.environ.get("FLOWS_GITHUB_API_URL", "https://api.github.com")
 FLOWS_SLACK_API_URL = os.environ.get("FLOWS_SLACK_API_URL", "https://slack.com/api")
@@ -328,6 +359,8 @@ FLOWS_RUN_DEFAULT_TIME_LIMIT_S = env_int("FLOWS_RUN_DEFAULT_TIME_LIMIT_S", 600)
 FLOWS_RUN_MAX_ATTEMPTS = env_int("FLOWS_RUN_MAX_ATTEMPTS", 2)
 FLOWS_RUN_HEARTBEAT_S = float(os.environ.get("FLOWS_RUN_HEARTBEAT_S", "10"))
 FLOWS_RUN_STALE_S = env_int("FLOWS_RUN_STALE_S", 60)
+# How often each Celery worker looks for runs a lost worker left behind (no beat needed).
+FLOWS_WORKER_SWEEP_S = float(os.environ.get("FLOWS_WORKER_SWEEP_S", "20"))
 # Longest `?wait=` a webhook caller may ask for.
 FLOWS_WEBHOOK_MAX_WAIT_S = float(os.environ.get("FLOWS_WEBHOOK_MAX_WAIT_S", "30"))
 # The flow language: steps of one run on parallel paths at once, a loop's items at once (the
@@ -341,6 +374,12 @@ FLOWS_WAIT_MAX_S = env_int("FLOWS_WAIT_MAX_S", 30 * 24 * 3600)
 FLOWS_RETRY_AFTER_MAX_S = env_int("FLOWS_RETRY_AFTER_MAX_S", 3600)
 FLOWS_PARK_MIN_S = float(os.environ.get("FLOWS_PARK_MIN_S", "5"))
 FLOWS_RUN_MAX_TIME_LIMIT_S = env_int("FLOWS_RUN_MAX_TIME_LIMIT_S", 3 * 3600)
+# What a run may store: log lines per step and per run (later ones are dropped, with one line
+# that says so), the size of one key-value entry and of all of an owner's entries together.
+FLOWS_STEP_LOG_LINES_MAX = env_int("FLOWS_STEP_LOG_LINES_MAX", 1000)
+FLOWS_RUN_LOG_LINES_MAX = env_int("FLOWS_RUN_LOG_LINES_MAX", 5000)
+FLOWS_KV_VALUE_MAX_BYTES = env_int("FLOWS_KV_VALUE_MAX_BYTES", 262_144)
+FLOWS_KV_OWNER_MAX_BYTES = env_int("FLOWS_KV_OWNER_MAX_BYTES", 50 * 1_048_576)
 CELERY_BEAT_SCHEDULE = {
     "flows-sweep-stale-runs": {"task": "flows.sweep_stale_runs", "schedule": 60.0},
     "flows-prune-runs": {"task": "flows.prune_runs", "schedule": 3600.0},

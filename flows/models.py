@@ -270,6 +270,8 @@ class KVEntry(models.Model):
     flow = models.ForeignKey(Flow, on_delete=models.CASCADE, related_name="kv_entries")
     key = models.CharField(max_length=512)
     value = models.JSONField()
+    # Bytes of the value as JSON: what counts against its owner's storage.
+    size = models.PositiveIntegerField(default=0)
     expires_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 

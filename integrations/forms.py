@@ -14,6 +14,7 @@ import re
 from typing import Any, ClassVar
 
 from django import forms
+from django.conf import settings
 
 from integrations.models import Connection
 from integrations.services.http import HEADER_SECRET_PREFIX
@@ -155,6 +156,24 @@ class LLMConnectionForm(ConnectionForm):
         help_text="When set, long prompts are trimmed to fit (about 4 characters a token).",
     )
     api_key = _secret_field("API key", required=False, help_text="Local servers need none.")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["base_url"].help_text += " " + local_servers_note("llm")
+
+
+def local_servers_note(service: str) -> str:
+    """What this server lets a service reach of its own network (FLOWS_PRIVATE_HOSTS)."""
+    if settings.FLOWS_ALLOW_PRIVATE_HOSTS:
+        return "This server lets connections reach local and private addresses."
+    allowed = sorted(settings.FLOWS_PRIVATE_HOSTS.get(service, ()))
+    if not allowed:
+        return (
+            "Local and private addresses are refused here unless the operator allows one "
+            f"(FLOWS_PRIVATE_HOSTS={service}=host:port)."
+        )
+    hosts = ", ".join(f"{host}:{port}" for host, port in allowed)
+    return f"Of local and private addresses, this server allows {hosts}."
 
 
 class SlackConnectionForm(ConnectionForm):

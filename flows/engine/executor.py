@@ -29,7 +29,13 @@ from flows.connections import BoundConnection
 from flows.engine import logs, queue
 from flows.engine.graph import Walker
 from flows.engine.queue import dispatch
-from flows.engine.runs import WAITING, create_run, dispatch_waiting, start_error_flow
+from flows.engine.runs import (
+    WAITING,
+    create_run,
+    dispatch_waiting,
+    dispatch_waiting_for_owner,
+    start_error_flow,
+)
 from flows.engine.steps import StepOutcome, render_config
 from flows.models import Flow, Run, StepRun
 
@@ -115,14 +121,15 @@ def claim(run_id: int, token: str, ignore_slots: bool = False) -> tuple[Run | No
         flow = (
             Flow.objects.select_for_update(of=("self",))
             .filter(runs__pk=run_id)
-            .only("pk", "max_concurrency")
+            .only("pk", "max_concurrency", "owner_id")
             .first()
         )
         if flow is None:
             return None, "missing"
         # A called flow's run (flow.call) runs inside its caller's, which holds a slot already.
         slots = 1_000_000 if ignore_slots else flow.max_concurrency
-        run = _claim_if_queued(run_id, token, slots)
+        owner_cap = 0 if ignore_slots else settings.FLOWS_OWNER_MAX_RUNNING
+        run = _claim_if_queued(run_id, token, slots, flow.owner_id, owner_cap)
         if run is not None:
             return run, "claimed"
         # The run with its flow's running count: under the flow's lock no run can start, so the
@@ -157,7 +164,7 @@ def claim(run_id: int, token: str, ignore_slots: bool = False) -> tuple[Run | No
                 return None, "lost"
             _fail_open_steps(run, WORKER_LOST)
         else:
-            if run.running >= slots or _key_is_busy(run):
+            if run.running >= slots or _key_is_busy(run) or _owner_over_share(run, flow, owner_cap):
                 Run.objects.filter(pk=run.pk).update(claim=WAITING)
                 # A run finishing while we counted may have looked for waiters before this
                 # commit: look again once committed, so no wake-up is lost.
@@ -175,6 +182,18 @@ def claim(run_id: int, token: str, ignore_slots: bool = False) -> tuple[Run | No
             update_fields=["status", "attempts", "claim", "worker", "heartbeat_at", "started_at"]
         )
         return run, "claimed"
+
+
+def _owner_over_share(run: Run, flow: Flow, cap: int) -> bool:
+    """Whether the flow's owner already has `cap` runs running while other owners' runs wait:
+    one owner may use every worker when nobody else needs one, but not while others wait."""
+    if not cap:
+        return False
+    mine = Run.objects.filter(flow__owner_id=flow.owner_id, status=Run.Status.RUNNING)
+    if mine.exclude(pk=run.pk).count() < cap:
+        return False
+    others = Run.objects.filter(status=Run.Status.QUEUED).exclude(flow__owner_id=flow.owner_id)
+    return others.exists()
 
 
 def _key_is_busy(run: Run) -> bool:
@@ -195,13 +214,26 @@ def _run_sql_names() -> tuple[str, dict[str, str]]:
     return quote(Run._meta.db_table), {f.name: quote(f.column) for f in fields}
 
 
-def _claim_if_queued(run_id: int, token: str, max_concurrency: int) -> Run | None:
+def _claim_if_queued(
+    run_id: int, token: str, max_concurrency: int, owner_id: int, owner_cap: int
+) -> Run | None:
     """The usual claim in one statement, under the flow's lock: a queued run whose flow has a
-    free slot becomes running and comes back whole. None for anything else (a redelivery, a
-    duplicate, a full flow), which `claim` then looks at closely."""
+    free slot (and whose owner is under their share of the workers) becomes running and comes
+    back whole. None for anything else (a redelivery, a duplicate, a full flow, an owner at
+    their share), which `claim` then looks at closely."""
     table, col = _run_sql_names()
     fields = Run._meta.concrete_fields
     now = timezone.now()
+    owner_clause, owner_params = "", []
+    if owner_cap:
+        quote = db_connection.ops.quote_name
+        flows = quote(Flow._meta.db_table)
+        owner_clause = (
+            f"AND (SELECT COUNT(*) FROM {table} mine JOIN {flows} f ON mine.{col['flow']} = "
+            f"f.{quote('id')} WHERE f.{quote('owner_id')} = %s AND mine.{col['status']} = %s) "
+            "< %s "
+        )
+        owner_params = [owner_id, Run.Status.RUNNING, owner_cap]
     sql = (
         f"UPDATE {table} SET {col['status']} = %s, {col['attempts']} = {col['attempts']} + 1, "
         f"{col['claim']} = %s, {col['worker']} = %s, {col['heartbeat_at']} = %s, "
@@ -209,7 +241,7 @@ def _claim_if_queued(run_id: int, token: str, max_concurrency: int) -> Run | Non
         f"WHERE {col['id']} = %s AND {col['status']} = %s AND {col['concurrency_key']} = '' "
         f"AND (SELECT COUNT(*) FROM {table} "
         f"busy WHERE busy.{col['flow']} = {table}.{col['flow']} AND busy.{col['status']} = %s) "
-        f"< %s RETURNING {', '.join(col[f.name] for f in fields)}"
+        f"< %s {owner_clause}RETURNING {', '.join(col[f.name] for f in fields)}"
     )
     params = [
         Run.Status.RUNNING,
@@ -221,6 +253,7 @@ def _claim_if_queued(run_id: int, token: str, max_concurrency: int) -> Run | Non
         Run.Status.QUEUED,
         Run.Status.RUNNING,
         max_concurrency,
+        *owner_params,
     ]
     with db_connection.cursor() as cursor:
         cursor.execute(sql, params)
@@ -337,6 +370,8 @@ class RunExecution:
         self.events.flush(logs.run_event(run))
         dispatch(run.pk, run.plan.get("time_limit_s"), at=resume_at)
         dispatch_waiting(run.flow_id)
+        if settings.FLOWS_OWNER_MAX_RUNNING:
+            dispatch_waiting_for_owner(run.flow_id)
 
     def finish(self, status: str, error: str, output: Any) -> None:
         run = self.run
@@ -349,19 +384,30 @@ class RunExecution:
         self.events.flush(logs.run_event(run))
         if waiters:
             dispatch_waiting(run.flow_id)
+            if settings.FLOWS_OWNER_MAX_RUNNING:
+                dispatch_waiting_for_owner(run.flow_id)
         if status == Run.Status.FAILED and (self.plan.get("on_error") or {}).get("flow"):
             start_error_flow(run, self.plan["on_error"]["flow"])
 
 
 def _store_finish(run: Run, token: str) -> bool | None:
     """Store a run's final state if `token` still holds it (None if not), and say in the same
-    statement whether runs of its flow wait for a slot: one round trip on every run, not two."""
+    statement whether runs of its flow (or, with owners' shares on, of its owner's flows) wait
+    for a slot: one round trip on every run, not two."""
     table, col = _run_sql_names()
+    same_flow = f"waiting.{col['flow']} = {table}.{col['flow']}"
+    if settings.FLOWS_OWNER_MAX_RUNNING:
+        quote = db_connection.ops.quote_name
+        flows, owner = quote(Flow._meta.db_table), quote("owner_id")
+        same_flow = (
+            f"waiting.{col['flow']} IN (SELECT {quote('id')} FROM {flows} WHERE {owner} = "
+            f"(SELECT {owner} FROM {flows} WHERE {quote('id')} = {table}.{col['flow']}))"
+        )
     sql = (
         f"UPDATE {table} SET {col['status']} = %s, {col['error']} = %s, {col['output']} = %s, "
         f"{col['finished_at']} = %s WHERE {col['id']} = %s AND {col['status']} = %s "
         f"AND {col['claim']} = %s RETURNING EXISTS (SELECT 1 FROM {table} waiting "
-        f"WHERE waiting.{col['flow']} = {table}.{col['flow']} "
+        f"WHERE {same_flow} "
         f"AND waiting.{col['status']} IN (%s, %s) AND waiting.{col['claim']} = %s)"
     )
     params = [
@@ -511,7 +557,8 @@ def sweep_stale_runs(now=None) -> dict[str, int]:
                     _mark_failed(locked, _over_time_limit(limit))
                     counts["failed"] += 1
             continue
-        if alive is False or (alive is None and beat < stale):
+        # A silent heartbeat means a lost worker even when its pid lives (reused by another).
+        if alive is False or beat < stale:
             outcome = recover(run.pk)
             if outcome in counts:
                 counts[outcome] += 1

@@ -6,14 +6,17 @@ makes an entry read as missing once it has passed.
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Any
 
-from django.db.models import Q
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q, Sum
 from django.utils import timezone
 
 from flows.capabilities import CapabilityContext, CapabilityError, register
-from flows.models import KVEntry
+from flows.models import Flow, KVEntry
 
 MAX_KEY_LENGTH = 512
 
@@ -57,12 +60,40 @@ def kv_set(ctx: CapabilityContext, payload: Any) -> bool:
     if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, int) or ttl <= 0):
         raise CapabilityError("ttl_seconds must be a positive whole number of seconds")
     expires = timezone.now() + timedelta(seconds=ttl) if ttl else None
-    KVEntry.objects.update_or_create(
-        flow_id=ctx.flow_id,
-        key=key,
-        defaults={"value": payload.get("value"), "expires_at": expires},
-    )
+    size = len(json.dumps(payload.get("value"), separators=(",", ":")).encode())
+    limit = settings.FLOWS_KV_VALUE_MAX_BYTES
+    if size > limit:
+        raise CapabilityError(
+            f"the value is {size:,} bytes as JSON; an entry may hold at most {limit:,}"
+        )
+    with transaction.atomic():
+        owner = Flow.objects.filter(pk=ctx.flow_id).values("owner_id")
+        others = (
+            _live_of_owner(owner)
+            .exclude(flow_id=ctx.flow_id, key=key)
+            .aggregate(total=Sum("size"))["total"]
+            or 0
+        )
+        quota = settings.FLOWS_KV_OWNER_MAX_BYTES
+        if others + size > quota:
+            raise CapabilityError(
+                f"storing this value would make your flows' stored values {others + size:,} "
+                f"bytes; the limit is {quota:,}: delete entries you no longer need, or let them "
+                "expire (ttl_seconds)"
+            )
+        KVEntry.objects.update_or_create(
+            flow_id=ctx.flow_id,
+            key=key,
+            defaults={"value": payload.get("value"), "expires_at": expires, "size": size},
+        )
     return True
+
+
+def _live_of_owner(owner):
+    now = timezone.now()
+    return KVEntry.objects.filter(flow__owner_id__in=owner).filter(
+        Q(expires_at__isnull=True) | Q(expires_at__gt=now)
+    )
 
 
 @register(

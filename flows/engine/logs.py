@@ -11,6 +11,7 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from django.conf import settings
 from django.db.models import Max
 from django.utils import timezone
 from django.utils.html import format_html
@@ -190,6 +191,19 @@ class RunLog:
         # Only an earlier attempt of the run, or its part before it parked, can have logged.
         first = run.attempts <= 1 and run.resume_at is None
         self.seq = 0 if first else LogLine.objects.filter(run=run).aggregate(m=Max("seq"))["m"] or 0
+        self.per_step: dict[str, int] = {}
+        self.capped: set[tuple[str, str]] = set()
+
+    def over_limit(self, step_id: str) -> tuple[int, str]:
+        """(the limit, "run" or "step") once the run or this step wrote as many lines as they
+        may; (0, "") before. Counts the line about to be written."""
+        if self.seq >= settings.FLOWS_RUN_LOG_LINES_MAX:
+            return settings.FLOWS_RUN_LOG_LINES_MAX, "run"
+        written = self.per_step.get(step_id, 0)
+        if step_id and written >= settings.FLOWS_STEP_LOG_LINES_MAX:
+            return settings.FLOWS_STEP_LOG_LINES_MAX, "step"
+        self.per_step[step_id] = written + 1
+        return 0, ""
 
     def write(self, step_id: str, level: str, message: str) -> None:
         level = LEVELS.get(str(level).lower(), "info")
@@ -197,6 +211,13 @@ class RunLog:
         if len(text) > MAX_MESSAGE_CHARS:
             text = text[:MAX_MESSAGE_CHARS] + f"… [{len(text) - MAX_MESSAGE_CHARS} characters cut]"
         with self.lock:
+            limit, where = self.over_limit(step_id)
+            if limit:
+                if (step_id, where) in self.capped:
+                    return
+                self.capped.add((step_id, where))
+                level = "warning"
+                text = f"further log lines of this {where} are dropped: it wrote {limit:,}"
             self.seq += 1
             line = LogLine.objects.create(
                 run=self.run,

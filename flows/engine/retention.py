@@ -1,5 +1,6 @@
 """Run history retention: finished runs older than FLOWS_RUN_RETENTION_DAYS, and beyond the
-FLOWS_RUN_RETENTION_COUNT newest of each flow, are deleted with their steps and log lines."""
+FLOWS_RUN_RETENTION_COUNT newest of each flow, are deleted with their steps and log lines; expired
+key-value entries are deleted too."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from flows.models import Run
+from flows.models import KVEntry, Run
 
 BATCH = 500
 
@@ -38,4 +39,5 @@ def prune_runs(
     for flow_id in list(flow_ids):
         newest = finished.filter(flow_id=flow_id).order_by("-created_at", "-id")
         by_count += _delete(list(newest.values_list("pk", flat=True)[keep:]))
-    return {"by_age": by_age, "by_count": by_count}
+    expired = KVEntry.objects.filter(expires_at__lte=now).delete()[0]
+    return {"by_age": by_age, "by_count": by_count, "kv_expired": expired}

@@ -6,6 +6,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Subquery
 from django.utils import timezone
 
 from flows import templating
@@ -221,6 +222,29 @@ def dispatch_waiting(flow_id: int) -> int:
     for pk, limit in waiting:
         dispatch(pk, limit)
     return len(waiting)
+
+
+def dispatch_waiting_for_owner(flow_id: int) -> int:
+    """A run of this flow's owner ended: their oldest run that waited for a free slot tries
+    again (it waits once more if its flow, its key or its owner's share is still full)."""
+    owner = Flow.objects.filter(pk=flow_id).values("owner_id")
+    waiting = (
+        Run.objects.filter(
+            flow__owner_id=Subquery(owner),
+            status__in=(Run.Status.QUEUED, Run.Status.WAITING),
+            claim=WAITING,
+        )
+        .order_by("created_at", "id")
+        .values_list("pk", "plan__time_limit_s")
+        .first()
+    )
+    if waiting is None:
+        return 0
+    pk, limit = waiting
+    if not Run.objects.filter(pk=pk, claim=WAITING).update(claim=""):
+        return 0
+    dispatch(pk, limit)
+    return 1
 
 
 def pause_flow(flow: Flow) -> None:

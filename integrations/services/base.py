@@ -53,15 +53,61 @@ class BlockedAddress(Exception):
     """A user-supplied URL resolved to an address outbound requests may not reach."""
 
 
+# Cloud metadata services: never reachable, whatever an operator allows.
+METADATA_ADDRESSES = {
+    ipaddress.ip_address(a)
+    for a in ("169.254.169.254", "169.254.170.2", "100.100.100.200", "fd00:ec2::254")
+}
+NAT64 = ipaddress.ip_network("64:ff9b::/96")
+IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+
+
+def embedded_ipv4(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address carries: mapped (::ffff:a.b.c.d), compatible
+    (::a.b.c.d), NAT64 (64:ff9b::a.b.c.d), 6to4 (2002:aabb:ccdd::) and Teredo (2001::/32)."""
+    found = []
+    if ip.ipv4_mapped:
+        found.append(ip.ipv4_mapped)
+    if ip in IPV4_COMPATIBLE or ip in NAT64:
+        found.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+    if ip.sixtofour:
+        found.append(ip.sixtofour)
+    if ip.teredo:
+        found.extend(ip.teredo)
+    return found
+
+
 def is_public_address(address: str) -> bool:
     ip = ipaddress.ip_address(address)
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
+    if ip in METADATA_ADDRESSES:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address):
+        inner = embedded_ipv4(ip)
+        if inner:
+            return all(is_public_address(str(v4)) for v4 in inner)
     return ip.is_global and not ip.is_multicast
 
 
+def is_metadata_address(address: str) -> bool:
+    ip = ipaddress.ip_address(address)
+    carried = embedded_ipv4(ip) if isinstance(ip, ipaddress.IPv6Address) else []
+    return ip in METADATA_ADDRESSES or any(v4 in METADATA_ADDRESSES for v4 in carried)
+
+
+def allowed_private(service: str, host: str, address: str, port: int) -> bool:
+    """Whether the operator lets this service reach this private host and port
+    (FLOWS_PRIVATE_HOSTS, e.g. "llm=127.0.0.1:11434,llm=localhost:11434")."""
+    allowed = settings.FLOWS_PRIVATE_HOSTS.get(service, set())
+    return (host.lower(), port) in allowed or (address, port) in allowed
+
+
 class GuardedBackend(httpcore.SyncBackend):
-    """Resolves the host itself and connects only to public addresses."""
+    """Resolves the host itself and connects only to public addresses (and to the private ones
+    the operator allows this service), never to a cloud metadata service."""
+
+    def __init__(self, service: str = "") -> None:
+        super().__init__()
+        self.service = service
 
     def connect_tcp(
         self,
@@ -71,19 +117,24 @@ class GuardedBackend(httpcore.SyncBackend):
         local_address: str | None = None,
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.NetworkStream:
-        if settings.FLOWS_ALLOW_PRIVATE_HOSTS:
-            return super().connect_tcp(host, port, timeout, local_address, socket_options)
         try:
             infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         except socket.gaierror as exc:
             raise httpcore.ConnectError(f"the name {host} does not resolve ({exc})") from exc
         addresses = list(dict.fromkeys(info[4][0] for info in infos))
         for address in addresses:
-            if not is_public_address(address):
+            if is_metadata_address(address):
+                raise BlockedAddress(
+                    f"{host} resolves to {address}, a cloud metadata service, which outbound "
+                    "requests never reach."
+                )
+            if settings.FLOWS_ALLOW_PRIVATE_HOSTS or is_public_address(address):
+                continue
+            if not allowed_private(self.service, host, address, port):
                 raise BlockedAddress(
                     f"{host} resolves to {address}, a private, loopback or link-local address, "
-                    "and outbound requests to such addresses are refused "
-                    "(an operator can allow them with FLOWS_ALLOW_PRIVATE_HOSTS)."
+                    "and outbound requests to such addresses are refused (an operator can allow "
+                    f"this one with FLOWS_PRIVATE_HOSTS={self.service or 'service'}={host}:{port})."
                 )
         error: httpcore.ConnectError | None = None
         for address in addresses:
@@ -101,11 +152,11 @@ def _ssl_context() -> ssl.SSLContext:
 
 
 class GuardedTransport(httpx.HTTPTransport):
-    def __init__(self) -> None:
+    def __init__(self, service: str = "") -> None:
         super().__init__(verify=_ssl_context(), trust_env=False)
         # httpx builds its pool without a way to pass a network backend: replace it.
         self._pool = httpcore.ConnectionPool(
-            ssl_context=_ssl_context(), network_backend=GuardedBackend()
+            ssl_context=_ssl_context(), network_backend=GuardedBackend(service)
         )
 
 
@@ -144,6 +195,8 @@ class ServiceClient:
     """A service's view of the shared HTTP path. Use as a context manager."""
 
     name = "The service"
+    # The connection service this client speaks for: which private hosts it may reach.
+    service = ""
     # Whether every POST is safe to resend (true for read-only APIs such as chat completions).
     posts_are_idempotent = False
     # Whether 4xx/5xx answers are returned to the caller as they are instead of raised.
@@ -171,7 +224,11 @@ class ServiceClient:
             base_url=base_url,
             headers={"User-Agent": USER_AGENT, **(headers or {})},
             timeout=self.timeout,
-            transport=GuardedTransport() if guard else httpx.HTTPTransport(verify=_ssl_context()),
+            transport=(
+                GuardedTransport(self.service)
+                if guard
+                else httpx.HTTPTransport(verify=_ssl_context())
+            ),
             trust_env=not guard,
             follow_redirects=follow_redirects,
         )

@@ -16,6 +16,7 @@ UNKNOWN_WEBHOOK = {10015, 50027}
 
 
 class Discord(ServiceClient):
+    service = "discord"
     name = "Discord"
 
     def __init__(self, secrets: dict | None, log=None):

@@ -71,6 +71,7 @@ def _permissions(header: str) -> str:
 
 
 class GitHub(ServiceClient):
+    service = "github"
     name = "GitHub"
 
     def __init__(self, config: dict, secrets: dict | None, log=None, limits: dict | None = None):

@@ -65,6 +65,7 @@ def _default_port(url: httpx.URL) -> int:
 
 
 class Outbound(ServiceClient):
+    service = "http"
     returns_error_answers = True
 
     def __init__(self, host: str, secrets: list[str], log, timeout: float, max_bytes: int):

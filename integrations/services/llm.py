@@ -55,6 +55,7 @@ def trim_to_budget(text: str, max_tokens: int) -> tuple[str, bool]:
 
 
 class LLMServer(ServiceClient):
+    service = "llm"
     # Chat completions change nothing on the server: resending one is always safe.
     posts_are_idempotent = True
 

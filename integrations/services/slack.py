@@ -22,6 +22,7 @@ WEBHOOK_GONE = {"no_service", "no_team", "invalid_token", "no_active_hooks", "te
 
 
 class Slack(ServiceClient):
+    service = "slack"
     name = "Slack"
 
     def __init__(self, secrets: dict | None, log=None, *, webhook: bool = False):

@@ -17,6 +17,7 @@ from integrations.services.base import ServiceClient, ServiceError
 
 
 class Telegram(ServiceClient):
+    service = "telegram"
     name = "Telegram"
 
     def __init__(self, secrets: dict | None, log=None):

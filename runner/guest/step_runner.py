@@ -7,6 +7,7 @@ documented in docs/sandbox.md; any other import raises ModuleNotFoundError with 
 
 import builtins
 import importlib
+import importlib.machinery
 import json
 import linecache
 import random
@@ -63,6 +64,8 @@ STEP_MODULES = (
     "urllib.parse",
     "uuid",
     "zlib",
+    # Loaded by datetime.strptime and time.strptime when first called: it must be here already.
+    "_strptime",
 )
 for _name in STEP_MODULES:
     importlib.import_module(_name)
@@ -98,7 +101,22 @@ def step_import(name, globals=None, locals=None, fromlist=(), level=0):
     return module
 
 
-STEP_BUILTINS = dict(builtins.__dict__, __import__=step_import)
+def refuse_loading(*args, **kwargs):
+    raise ModuleNotFoundError("Python steps load modules only with import")
+
+
+# The legacy loader entry points load any built-in module (sys, posix, _socket) around the
+# import allowlist; the import system itself no longer calls them, so they refuse.
+for _importer in (importlib.machinery.BuiltinImporter, importlib.machinery.FrozenImporter):
+    _importer.load_module = staticmethod(refuse_loading)
+
+# Steps see the builtins without the importer that loaded them (`__loader__`, `__spec__`): that
+# path led to sys and os around the allowlist.
+STEP_BUILTINS = {
+    name: value
+    for name, value in dict(builtins.__dict__, __import__=step_import).items()
+    if name not in ("__loader__", "__spec__")
+}
 
 
 class TimeLimit(BaseException):

@@ -82,8 +82,9 @@ KILLABLE = document(
 )
 
 
-# Waits of a second or more park the run (the default is 5 s, too long for a test).
-PARK_QUICKLY = {"FLOWS_PARK_MIN_S": "1"}
+# Waits of a second or more park the run, and workers sweep for lost runs every second (the
+# defaults, 5 s and 20 s, are too long for a test).
+PARK_QUICKLY = {"FLOWS_PARK_MIN_S": "1", "FLOWS_WORKER_SWEEP_S": "1"}
 
 COUNT = """
 def main(event, ctx):
@@ -381,3 +382,31 @@ def test_a_flow_answers_its_caller_then_parks_and_resumes_after_a_restart(journe
 
     status = live.wait_until(finished, 60, "the parked run to resume", interval=0.2)
     assert (status["status"], status["output"]) == ("succeeded", {"text": "resumed"}), status
+
+
+@pytest.mark.skipif(
+    not DISTRIBUTED,
+    reason="embedded mode has no worker processes: its server recovers runs when it restarts "
+    "(test_a_run_whose_worker_is_killed_is_executed_again)",
+)
+def test_runs_of_a_killed_worker_are_recovered_by_the_next_worker_without_beat(journey):
+    info = journey.seed(KILLABLE)
+    posted = httpx.post(f"{journey.base}/hooks/{info['token']}/", json={})
+    run_id = posted.json()["run_id"]
+    asyncio.run(
+        live.read_events(
+            journey.base,
+            f"/ws/runs/{run_id}/",
+            info["ada"],
+            until=lambda e: e.get("type") == "log" and e["message"] == "spinning",
+        )
+    )
+    journey.worker.kill()  # the main process and its pool at once: nobody hands the run back
+    journey.worker = live.start_worker(journey.env, journey.log_dir)
+
+    def finished() -> dict | None:
+        status = httpx.get(posted.json()["status_url"]).json()
+        return status if status["status"] in ("succeeded", "failed") else None
+
+    status = live.wait_until(finished, 60, "the new worker to recover the run", interval=0.2)
+    assert (status["status"], status["output"]) == ("succeeded", {"attempt": 2}), status

@@ -807,3 +807,100 @@ def test_the_run_pages_link_a_parent_run_and_the_runs_it_started(make_flow, user
     assert f'Runs it started: <a href="/runs/{child_run.pk}/">run #{child_run.pk}</a>' in page
     child_page = client.get(f"/runs/{child_run.pk}/").content.decode()
     assert f'started by <a href="/runs/{run.pk}/">run #{run.pk}</a> (its step call)' in child_page
+
+
+def test_a_flow_called_without_waiting_runs_on_its_own(make_flow, settings):
+    settings.FLOWS_EXECUTOR = "embedded"  # only queues: the child waits for a worker
+    child = make_flow(doc([text("echo", "{{ event.x }}")], [["trigger", "out", "echo"]]))
+    parent = make_flow(
+        doc(
+            [
+                {
+                    "id": "call",
+                    "kind": "flow.call",
+                    "config": {"flow": child.pk, "input": {"x": 5}, "wait": False},
+                }
+            ],
+            [["trigger", "out", "call"]],
+        )
+    )
+    run, _ = start_run(parent, trigger="manual", event={})
+    executor.execute_run(run.pk, "parent", manage_connections=False)
+    run.refresh_from_db()
+    child_run = Run.objects.get(flow=child)
+    assert run.status == Run.Status.SUCCEEDED
+    assert run.output == {"run_id": child_run.pk, "flow": child.pk}
+    assert child_run.status == Run.Status.QUEUED and child_run.parent_run == run
+    executor.execute_run(child_run.pk, "child", manage_connections=False)
+    child_run.refresh_from_db()
+    assert child_run.output == {"text": "5"}
+
+
+def test_a_version_deployed_before_the_flow_language_runs_as_it_was(make_flow, user):
+    from flows.models import FlowVersion
+
+    flow = make_flow(doc([text("a", "a")], [["trigger", "out", "a"]]))
+    old_plan = {  # a plan of the first schema: steps in order, no edges, a filter that ends runs
+        "schema": "flowbuilder/plan@1",
+        "trigger": {"kind": "trigger.manual", "config": {}},
+        "settings": {},
+        "time_limit_s": 60,
+        "steps": [
+            {
+                "id": "gate",
+                "kind": "logic.filter",
+                "category": "logic",
+                "position": 0,
+                "config": {"condition": "{{ event.go }}", "reason": "not now"},
+                "templated": ["condition", "reason"],
+                "grants": [],
+                "bindings": {},
+                "retry": {"max_attempts": 1, "backoff_s": 0},
+            },
+            {
+                "id": "say",
+                "kind": "logic.template",
+                "category": "logic",
+                "position": 1,
+                "config": {"template": "went"},
+                "templated": ["template"],
+                "grants": [],
+                "bindings": {},
+                "retry": {"max_attempts": 1, "backoff_s": 0},
+            },
+        ],
+    }
+    version = FlowVersion.objects.create(
+        flow=flow, number=9, document={}, plan=old_plan, content_hash="old"
+    )
+    run, _ = start_run(flow, trigger="manual", event={"go": True}, version=version)
+    assert Run.objects.get(pk=run.pk).output == {"text": "went"}
+    run, _ = start_run(flow, trigger="manual", event={"go": False}, version=version)
+    run.refresh_from_db()
+    assert (run.status, run.error) == (Run.Status.SKIPPED, "step 'gate': not now")
+
+
+def test_the_run_page_shows_when_parallel_steps_started(make_flow, user, llm):
+    connection = Connection(
+        owner=user, service="llm", name="LLM", config={"base_url": llm.base_url, "model": "llama3"}
+    )
+    connection.set_secrets({})
+    connection.save()
+    llm.latency = 0.3
+    ask = {"kind": "llm.chat", "config": {"prompt": "hi"}}
+    flow = make_flow(
+        doc(
+            [{"id": "left", **ask}, {"id": "right", **ask}],
+            [["trigger", "out", "left"], ["trigger", "out", "right"]],
+            connections={"llm": {"service": "llm", "connection": connection.pk}},
+        )
+    )
+    run = run_manual(flow, {})
+    rows = {r.step_id: r for r in StepRun.objects.filter(run=run)}
+    # Both started before either finished: they overlapped.
+    assert rows["left"].started_at < rows["right"].finished_at
+    assert rows["right"].started_at < rows["left"].finished_at
+    client = Client()
+    client.force_login(user)
+    page = client.get(f"/runs/{run.pk}/").content.decode()
+    assert page.count('<span title="Started this long after the run started">started +') == 2

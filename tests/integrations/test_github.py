@@ -300,10 +300,11 @@ def test_a_connection_api_url_on_a_private_address_is_refused(github, recorder, 
     ctx = recorder.context(secrets={"token": github.token}, config={"api_url": github.url})
     with pytest.raises(CapabilityError) as error:
         call("github.pr.get", ctx, {"repo": REPO, "number": 1})
+    port = github.url.rsplit(":", 1)[1]
     assert error.value.message == (
         "GitHub cannot be reached: 127.0.0.1 resolves to 127.0.0.1, a private, loopback or "
         "link-local address, and outbound requests to such addresses are refused (an operator "
-        "can allow them with FLOWS_ALLOW_PRIVATE_HOSTS)."
+        f"can allow this one with FLOWS_PRIVATE_HOSTS=github=127.0.0.1:{port})."
     )
     assert github.requests == []
 

@@ -79,9 +79,13 @@ def test_the_flows_host_allowlist_is_enforced(website, recorder):
     [
         ("127.0.0.1", "127.0.0.1"),
         ("[::1]", "::1"),
-        ("169.254.169.254", "169.254.169.254"),
         ("10.1.2.3", "10.1.2.3"),
         ("[::ffff:192.168.1.1]", "::ffff:192.168.1.1"),
+        # IPv6 forms that carry a private IPv4 address: compatible, NAT64, 6to4, Teredo.
+        ("[::a00:1]", "::10.0.0.1"),
+        ("[64:ff9b::a00:1]", "64:ff9b::a00:1"),
+        ("[2002:a00:1::1]", "2002:a00:1::1"),
+        ("[2001:0:4136:e378:8000:63bf:80ff:fffe]", "2001:0:4136:e378:8000:63bf:80ff:fffe"),
     ],
 )
 def test_private_loopback_and_link_local_addresses_are_refused(recorder, settings, host, address):
@@ -92,9 +96,52 @@ def test_private_loopback_and_link_local_addresses_are_refused(recorder, setting
     assert error.value.message == (
         f"{bare} cannot be reached: {bare} resolves to {address}, a private, loopback or "
         "link-local address, and outbound requests to such addresses are refused (an operator "
-        "can allow them with FLOWS_ALLOW_PRIVATE_HOSTS)."
+        f"can allow this one with FLOWS_PRIVATE_HOSTS=http={bare}:8000)."
     )
     assert error.value.retryable is False
+
+
+@pytest.mark.parametrize(
+    "host",
+    ["169.254.169.254", "[::ffff:169.254.169.254]", "[::a9fe:a9fe]", "[64:ff9b::a9fe:a9fe]"],
+)
+def test_cloud_metadata_is_never_reached_even_when_private_hosts_are_allowed(
+    recorder, settings, host
+):
+    settings.FLOWS_ALLOW_PRIVATE_HOSTS = True
+    settings.FLOWS_PRIVATE_HOSTS = {"http": {(host.strip("[]"), 80)}}
+    with pytest.raises(CapabilityError) as error:
+        call("http.request", recorder.context(), {"url": f"http://{host}/latest/meta-data/"})
+    assert "a cloud metadata service, which outbound requests never reach" in error.value.message
+
+
+def test_an_operator_lets_one_service_reach_one_private_host(llm, website, recorder, settings):
+    settings.FLOWS_ALLOW_PRIVATE_HOSTS = False
+    port = int(llm.url.rsplit(":", 1)[1])
+    settings.FLOWS_PRIVATE_HOSTS = {"llm": {("127.0.0.1", port)}}
+    config = {"base_url": llm.base_url, "model": "llama3"}
+    answer = call("llm.chat", recorder.context(config=config), {"prompt": "hi"})
+    assert answer["content"] == "echo: hi"
+    # The same host is still closed to the other services, and other ports to the LLM.
+    with pytest.raises(CapabilityError) as error:
+        call("http.request", recorder.context(), {"url": f"{llm.url}/v1/models"})
+    assert f"FLOWS_PRIVATE_HOSTS=http=127.0.0.1:{port}" in error.value.message
+    with pytest.raises(CapabilityError):
+        call(
+            "llm.chat",
+            recorder.context(config={**config, "base_url": website.url}),
+            {"prompt": "x"},
+        )
+
+
+def test_the_private_hosts_setting_is_read_strictly():
+    from flowbuilder.settings import private_hosts
+
+    assert private_hosts("llm=127.0.0.1:11434, llm=[::1]:11434") == {
+        "llm": {("127.0.0.1", 11434), ("::1", 11434)}
+    }
+    with pytest.raises(ValueError, match="is not service=host:port"):
+        private_hosts("llm=127.0.0.1")
 
 
 def test_names_are_checked_by_the_addresses_they_resolve_to(recorder, settings):
@@ -191,3 +238,18 @@ def test_a_slow_answer_times_out_as_a_retryable_error(website, recorder):
     assert error.value.retryable is True
     # A POST that may have been received is not sent again.
     assert len(website.requests) == 1
+
+
+def test_the_llm_connection_form_says_which_local_servers_it_may_reach(settings, user):
+    from integrations.forms import LLMConnectionForm
+
+    settings.FLOWS_ALLOW_PRIVATE_HOSTS = False
+    settings.FLOWS_PRIVATE_HOSTS = {"llm": {("127.0.0.1", 11434), ("localhost", 11434)}}
+    help_text = LLMConnectionForm(owner=user).fields["base_url"].help_text
+    assert help_text.endswith(
+        "Of local and private addresses, this server allows 127.0.0.1:11434, localhost:11434."
+    )
+    settings.FLOWS_PRIVATE_HOSTS = {}
+    assert "FLOWS_PRIVATE_HOSTS=llm=host:port" in (
+        LLMConnectionForm(owner=user).fields["base_url"].help_text
+    )

@@ -84,6 +84,18 @@ PYTHON_ATTACKS = {
         "exception",
         f"ModuleNotFoundError: No module named 'os': {NOT_PROVIDED}",
     ),
+    "reaching sys through the builtins' loader": (
+        "def main(event, ctx):\n    return repr(__loader__.load_module('sys'))\n",
+        "exception",
+        "NameError: name '__loader__' is not defined",
+    ),
+    "reaching posix through the built-in importer's class": (
+        "def main(event, ctx):\n"
+        "    found = [c for c in object.__subclasses__() if c.__name__ == 'BuiltinImporter']\n"
+        "    return repr(found[0].load_module('posix'))\n",
+        "exception",
+        "ModuleNotFoundError: Python steps load modules only with import",
+    ),
     "a module we don't provide": (
         "import requests\n\ndef main(event, ctx):\n    return requests.get('http://x')\n",
         "exception",

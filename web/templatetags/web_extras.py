@@ -35,6 +35,14 @@ def duration(ms: float | None) -> str:
 
 
 @register.filter
+def since(moment: datetime | None, start: datetime | None) -> str:
+    """When something began after `start`: "+0 ms", "+1.2 s" (steps that overlap show it)."""
+    if moment is None or start is None:
+        return ""
+    return "+" + duration(max(0.0, (moment - start).total_seconds() * 1000))
+
+
+@register.filter
 def ago(moment: datetime | None) -> str:
     """How long ago, in words: 'just now', '5 minutes ago', '2 days ago'."""
     if moment is None:
