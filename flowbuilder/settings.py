@@ -402,7 +402,7 @@ CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", FLOWS_HTTPS)
 _proxy_header = os.environ.get("SECURE_PROXY_SSL_HEADER", "")
 SECURE_PROXY_SSL_HEADER = tuple(_proxy_header.split(",", 1)) if "," in _proxy_header else None
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
-# Webhooks and the readiness probe of a proxy come over plain HTTP from inside the network.
+# A redirect would lose a webhook's POST body (callers do not repeat it): hooks are answered.
 SECURE_REDIRECT_EXEMPT = [r"^hooks/"]
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31_536_000 if FLOWS_HTTPS else 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
