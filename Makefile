@@ -47,7 +47,7 @@ test: setup-dev
 # The pictures in docs/screenshots/, taken by the browser journeys.
 screenshots: setup-dev
 	$(PY) manage.py collectstatic --noinput --verbosity 0
-	FLOWS_SCREENSHOTS=1 $(BIN)/pytest tests/web/test_browser.py tests/web/test_flow_files.py tests/web/test_page_fixes.py
+	FLOWS_SCREENSHOTS=1 $(BIN)/pytest tests/web/test_browser.py tests/web/test_builder_canvas.py tests/web/test_flow_files.py tests/web/test_page_fixes.py
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .

@@ -19,10 +19,12 @@ from flows import capabilities, catalog, connections, graph, templating
 from flows.blocks import switch_case_problems
 from flows.document import (
     SCHEMA,
+    SEALED,
     TRIGGER,
     Issue,
     check_structure,
     issue,
+    seal_settings,
     setting_spec,
     upgrade,
 )
@@ -83,9 +85,14 @@ class _Compiler:
 
     # settings --------------------------------------------------------------------------------
     def compile_settings(self) -> None:
-        for name, raw in (self.document.get("settings") or {}).items():
+        document = seal_settings(self.document)
+        for name, raw in (document.get("settings") or {}).items():
             spec = setting_spec(raw)
             value = spec.get("value")
+            if spec.get(SEALED):
+                # The plan keeps it encrypted: a run decrypts it on the worker.
+                self.settings[name] = {SEALED: spec[SEALED]}
+                continue
             if spec.get("required") and value in (None, ""):
                 self.missing_settings.add(name)
             self.settings[name] = value

@@ -127,6 +127,38 @@ def setting_spec(raw: Any) -> dict[str, Any]:
     return {"value": raw}
 
 
+SEALED = "sealed"  # a secret setting's value, encrypted (flows.crypto)
+
+
+def seal_settings(document: Any) -> Any:
+    """The document with the value of every secret setting encrypted into "sealed" (its
+    "value" left empty), as drafts and versions are stored; other documents are returned as
+    they are."""
+    from flows import crypto
+
+    if not isinstance(document, dict) or not isinstance(document.get("settings"), dict):
+        return document
+    plain = {
+        name: spec
+        for name, spec in document["settings"].items()
+        if isinstance(spec, dict) and spec.get("secret") and spec.get("value") not in (None, "")
+    }
+    if not plain:
+        return document
+    sealed = dict(document, settings=dict(document["settings"]))
+    for name, spec in plain.items():
+        token = crypto.encrypt_json({"value": spec["value"]})
+        sealed["settings"][name] = {**spec, "value": "", SEALED: token}
+    return sealed
+
+
+def unseal(token: str) -> Any:
+    """The value of a sealed secret setting; raises flows.crypto.SecretsUnreadable."""
+    from flows import crypto
+
+    return crypto.decrypt_json(token).get("value")
+
+
 def check_structure(document: Any) -> list[Issue]:
     """Shape checks: types, ids, keys. An empty list means the compiler can read it safely."""
     if not isinstance(document, dict):
@@ -281,6 +313,7 @@ def export_document(document: dict[str, Any]) -> dict[str, Any]:
     for name, raw in list((exported.get("settings") or {}).items()):
         spec = setting_spec(raw)
         if spec.get("secret"):
+            spec = {k: v for k, v in spec.items() if k != SEALED}
             exported["settings"][name] = {**spec, "value": ""}
     return exported
 

@@ -76,6 +76,13 @@ class Flow(models.Model):
 
     objects = FlowQuerySet.as_manager()
 
+    def save(self, *args, **kwargs):
+        from flows.document import seal_settings
+
+        # Secret settings are stored encrypted, whatever path the draft came by.
+        self.document = seal_settings(self.document)
+        super().save(*args, **kwargs)
+
     class Meta:
         ordering = ["-updated_at"]
         constraints = [

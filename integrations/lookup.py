@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from flows.connections import BoundConnection
-from integrations.crypto import SecretsUnreadable
+from flows.crypto import SecretsUnreadable
 from integrations.models import Connection
 
 

@@ -3,9 +3,8 @@
 from django.conf import settings
 from django.db import models
 
+from flows import crypto
 from flows.models import OwnedQuerySet
-
-from . import crypto
 
 
 class Connection(models.Model):

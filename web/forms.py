@@ -139,7 +139,7 @@ def setting_field(spec: dict) -> forms.Field:
     if spec.get("secret"):
         return forms.CharField(
             widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
-            **{**common, "required": common["required"] and not value},
+            **{**common, "required": common["required"] and not (value or spec.get("sealed"))},
         )
     if isinstance(value, bool):
         return forms.BooleanField(initial=value, **{**common, "required": False})

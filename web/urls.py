@@ -32,6 +32,11 @@ urlpatterns = [
     path("flows/<int:flow_id>/builder/upload/", builder.builder_upload, name="builder_upload"),
     path("flows/<int:flow_id>/builder/sample/", builder.builder_sample, name="builder_sample"),
     path("flows/<int:flow_id>/builder/test/", builder.builder_test_run, name="builder_test"),
+    path(
+        "flows/<int:flow_id>/builder/connections/<slug:service>/",
+        builder.builder_connection,
+        name="builder_connection",
+    ),
     path("runs/", runs.run_list, name="run_list"),
     path("runs/<int:run_id>/", runs.run_detail, name="run_detail"),
     path("runs/<int:run_id>/rerun/", runs.run_rerun, name="run_rerun"),

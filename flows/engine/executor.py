@@ -26,6 +26,8 @@ from django.utils import timezone
 
 from flows import connections, templating
 from flows.connections import BoundConnection
+from flows.crypto import SecretsUnreadable
+from flows.document import SEALED, unseal
 from flows.engine import logs, queue
 from flows.engine.graph import Walker
 from flows.engine.queue import dispatch
@@ -281,6 +283,21 @@ def _load_connections(run: Run) -> dict[int, BoundConnection]:
     return connections.source().bound(run.flow.owner_id, ids) if ids else {}
 
 
+def _open_settings(plan: dict[str, Any]) -> tuple[dict[str, Any], list[Any], str]:
+    """The plan's settings with secret ones decrypted, the secret values (to redact), and why
+    they cannot be read ("" when they can)."""
+    values, secrets, problem = {}, [], ""
+    for name, value in (plan.get("settings") or {}).items():
+        if isinstance(value, dict) and set(value) == {SEALED}:
+            try:
+                value = unseal(value[SEALED])
+            except SecretsUnreadable as exc:
+                value, problem = None, f"setting '{name}': {exc}"
+            secrets.append(value)
+        values[name] = value
+    return values, secrets, problem
+
+
 def _secret_values(value: Any) -> list[str]:
     if isinstance(value, dict):
         return [s for v in value.values() for s in _secret_values(v)]
@@ -295,8 +312,10 @@ class RunExecution:
         self.token = token
         self.plan = run.plan
         self.connections = _load_connections(run)
+        self.settings, secret_settings, self.problem = _open_settings(self.plan)
         self.redact = logs.Redactor(
-            s for c in self.connections.values() for s in _secret_values(c.secrets or {})
+            [s for c in self.connections.values() for s in _secret_values(c.secrets or {})]
+            + _secret_values(secret_settings)
         )
         self.events = logs.RunEvents(run)
         self.log = logs.RunLog(run, self.redact, self.events)
@@ -304,7 +323,7 @@ class RunExecution:
     def context(self, steps: dict[str, Any], step_id: str) -> dict[str, Any]:
         return {
             "event": self.run.event,
-            "settings": self.plan.get("settings", {}),
+            "settings": self.settings,
             "steps": steps,
             "run": {
                 "flow_id": self.run.flow_id,
@@ -328,6 +347,9 @@ class RunExecution:
                     f"attempt {run.attempts}: resuming after {WORKER_LOST}"
                     + (f"; {kept} finished step(s) kept" if kept else ""),
                 )
+        if self.problem:
+            self.finish(Run.Status.FAILED, self.problem, None)
+            return
         status, error, output, resume_at = walker.walk()
         if status == Run.Status.WAITING:
             self.park(resume_at, output)
@@ -375,7 +397,7 @@ class RunExecution:
 
     def finish(self, status: str, error: str, output: Any) -> None:
         run = self.run
-        run.status, run.output, run.finished_at = status, output, timezone.now()
+        run.status, run.output, run.finished_at = status, self.redact.value(output), timezone.now()
         run.error = self.redact(error)[:MAX_ERROR_CHARS]
         waiters = _store_finish(run, self.token)
         if waiters is None:

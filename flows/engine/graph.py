@@ -285,6 +285,7 @@ class Walker:
         """Save a finished row (inserting it unless it was saved when it started) and tell."""
         row.finished_at = row.finished_at or timezone.now()
         row.error = self.x.redact(row.error or "")[:MAX_ERROR_CHARS]
+        row.input, row.output = self.x.redact.value(row.input), self.x.redact.value(row.output)
         if row.pk is None:
             row.save(force_insert=True)
         else:

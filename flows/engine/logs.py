@@ -54,6 +54,18 @@ class Redactor:
                 text = text.replace(value, REDACTED)
         return text
 
+    def value(self, value: Any) -> Any:
+        """Every string inside a JSON value redacted (a step's input and output)."""
+        if not self.values:
+            return value
+        if isinstance(value, str):
+            return self(value)
+        if isinstance(value, list):
+            return [self.value(v) for v in value]
+        if isinstance(value, dict):
+            return {k: self.value(v) for k, v in value.items()}
+        return value
+
 
 def log_line_html(run_id: int, seq: int, step_id: str, level: str, message: str, time) -> str:
     """One log line as the run page shows it: the stored lines and the live ones alike."""

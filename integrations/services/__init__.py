@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from django.utils import timezone
 
 from flows.capabilities import CapabilityError
-from integrations.crypto import SecretsUnreadable
+from flows.crypto import SecretsUnreadable
 from integrations.redaction import redact, secret_values
 from integrations.services import discord, github, http, llm, slack, telegram
 

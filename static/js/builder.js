@@ -1,160 +1,101 @@
-// The builder canvas: nodes for the trigger and steps, edges between them, a node form from the
-// server for the selected node. The flow document is the state; serialize() hands it to htmx.
+// The builder canvas: the flow document as the state, selection, editing (add, connect,
+// delete, copy/paste, undo/redo), saving and leaving; payload() hands the document to htmx.
+// Each other concern has a file: the document as a graph (builder-graph.js), connection aliases
+// (builder-connections.js), drawing (builder-render.js), zoom, pan and layout (builder-view.js),
+// undo/redo and the clipboard (builder-history.js), the palette (builder-palette.js), the code
+// editor (builder-code.js), the node form (builder-inspector.js), pointer and keys
+// (builder-input.js), the last test run on the nodes (builder-runs.js), template paths
+// (builder-autocomplete.js). They are plain scripts loaded in that order, no build step.
 (function () {
   "use strict";
 
   var NODE_W = 190;
-  var NODE_H = 60;
   var GRID = 10;
-  var STEP_ID = /^[a-z][a-z0-9_]{0,62}$/;
+  // Below this zoom node titles are hard to read: the page does not open smaller.
+  var LEGIBLE = 0.6;
+  var SCHEMA = "flowbuilder/flow@2";
+  var G = window.FlowBuilderGraph;
+  var ERROR_PORT = G.ERROR_PORT;
 
-  var root, canvas, svg, inspector, dirtyLabel;
-  var doc, catalog;
-  var selected = null;
+  var root, canvas, svg, viewport, inspector, dirtyLabel, live;
+  var doc, catalog, connections, drawing, view, history, form, runs;
+  var selection = [];
   var selectedEdge = null;
   var errors = [];
-  var editor = null;
-  var formFor = null;
+  var dirty = false;
+  var changes = 0;
+  var savedChanges = 0;
+  var revision = "";
+  var overwriteNext = false;
+  var leaveTo = null;
 
   function $(sel, el) { return (el || document).querySelector(sel); }
   function $all(sel, el) { return Array.prototype.slice.call((el || document).querySelectorAll(sel)); }
+  function clone(value) { return JSON.parse(JSON.stringify(value)); }
 
-  function announce(text) {
-    dirtyLabel.textContent = text;
+  function announce(text) { dirtyLabel.textContent = text; }
+  function say(text) { live.textContent = text; }
+
+  function markDirty(text) {
+    dirty = true;
+    changes += 1;
+    announce(text || "Unsaved changes");
   }
 
-  function markDirty() {
-    announce("Unsaved changes");
-  }
+  function blockTitle(kind) { return (catalog[kind] && catalog[kind].title) || kind; }
+  function nodeName(id) { return id === "trigger" ? "the trigger" : "step " + id; }
+  function selected() { return selection.length === 1 ? selection[0] : null; }
 
-  function blockTitle(kind) {
-    return (catalog[kind] && catalog[kind].title) || kind;
-  }
+  function nodeIds() { return G.nodeIds(doc); }
+  function stepById(id) { return G.stepById(doc, id); }
+  function portsOf(id) { return G.portsOf(doc, catalog, id); }
+  function hasBody(id) { return G.hasBody(doc, catalog, id); }
 
-  function nodeIds() {
-    return ["trigger"].concat(doc.steps.map(function (s) { return s.id; }));
-  }
-
-  function stepById(id) {
-    if (id === "trigger") return { id: "trigger", kind: doc.trigger.kind, config: doc.trigger.config || {} };
-    return doc.steps.find(function (s) { return s.id === id; }) || null;
-  }
-
-  function position(id) {
-    doc.layout = doc.layout || {};
-    if (!doc.layout[id]) {
-      var index = nodeIds().indexOf(id);
-      doc.layout[id] = { x: 40 + index * (NODE_W + 60), y: 120 + (index % 2) * 40 };
-    }
-    return doc.layout[id];
-  }
-
-  // Steps run in the order the edges give; ties keep the list order (as the compiler does).
-  function orderedSteps() {
-    var ids = doc.steps.map(function (s) { return s.id; });
-    var indegree = {};
-    ids.forEach(function (id) { indegree[id] = 0; });
-    doc.edges.forEach(function (e) { if (e[1] in indegree && e[0] !== e[1]) indegree[e[1]] += 1; });
-    var remaining = Object.assign({}, indegree);
-    doc.edges.forEach(function (e) { if (e[0] === "trigger" && e[1] in remaining) remaining[e[1]] -= 1; });
-    var order = [];
-    var ready = ids.filter(function (id) { return remaining[id] === 0; });
-    while (ready.length) {
-      ready.sort(function (a, b) { return ids.indexOf(a) - ids.indexOf(b); });
-      var current = ready.shift();
-      order.push(current);
-      doc.edges.forEach(function (e) {
-        if (e[0] === current && e[1] in remaining) {
-          remaining[e[1]] -= 1;
-          if (remaining[e[1]] === 0) ready.push(e[1]);
-        }
-      });
-    }
-    ids.forEach(function (id) { if (order.indexOf(id) < 0) order.push(id); });
-    return order.map(stepById);
-  }
+  function size(id) { return drawing.size(doc, id); }
+  function position(id) { return drawing.position(doc, id); }
 
   function serialize() {
     var name = $("#flow-name").value.trim();
     if (name) doc.name = name;
+    doc.schema = SCHEMA;
     var layout = {};
     nodeIds().forEach(function (id) { layout[id] = position(id); });
     doc.layout = layout;
-    doc.steps = orderedSteps();
+    doc.steps = G.orderedSteps(doc);
     return JSON.stringify(doc);
   }
 
-  // ---- Rendering -------------------------------------------------------------------------
-
-  function errorsFor(id) {
-    return errors.filter(function (e) { return e.step === id; });
+  // What Save, Deploy and Run send: the document and the revision of the draft it started from.
+  function payload() {
+    savedChanges = changes;
+    var values = { document: serialize(), revision: revision };
+    if (overwriteNext) values.overwrite = "1";
+    overwriteNext = false;
+    return values;
   }
 
+  function snapshot() {
+    var name = $("#flow-name").value;
+    return JSON.stringify({ doc: doc, name: name });
+  }
+
+  function remember(key) { history.record(snapshot(), key); }
+
+  // ---- Rendering (builder-render.js) ---------------------------------------------------------
+
+  function errorsFor(id) { return errors.filter(function (e) { return e.step === id; }); }
+  function portLabel(port) { return port === ERROR_PORT ? "on error" : port; }
+  function drawState() { return { selection: selection, errors: errors, selectedEdge: selectedEdge }; }
   function renderNodes() {
-    $all(".node", canvas).forEach(function (el) { el.remove(); });
-    nodeIds().forEach(function (id) {
-      var step = stepById(id);
-      var pos = position(id);
-      var el = document.createElement("div");
-      var problems = errorsFor(id).length;
-      el.className = "node" + (id === "trigger" ? " trigger" : "") + (id === selected ? " selected" : "") +
-        (problems ? " has-errors" : "");
-      el.id = "node-" + id;
-      el.dataset.id = id;
-      el.tabIndex = 0;
-      el.setAttribute("role", "button");
-      el.setAttribute("aria-pressed", id === selected ? "true" : "false");
-      el.setAttribute("aria-label", (id === "trigger" ? "Trigger: " : "Step " + id + ": ") +
-        blockTitle(step.kind) + (problems ? ", " + problems + " problem" + (problems > 1 ? "s" : "") : ""));
-      el.style.left = pos.x + "px";
-      el.style.top = pos.y + "px";
-      el.innerHTML = '<span class="port in" aria-hidden="true"></span>' +
-        '<span class="node-title"></span><span class="node-kind"></span>' +
-        (problems ? '<span class="node-errors">' + problems + " problem" + (problems > 1 ? "s" : "") + "</span>" : "") +
-        '<span class="port out" aria-hidden="true" title="Drag to another node to connect"></span>';
-      $(".node-title", el).textContent = id === "trigger" ? "Trigger" : (step.name || id);
-      $(".node-kind", el).textContent = blockTitle(step.kind);
-      canvas.appendChild(el);
-    });
-    renderEdges();
+    drawing.nodes(doc, drawState());
+    if (runs) runs.apply();
   }
+  function renderEdges() { drawing.edges(doc, drawState()); }
+  function boundsOf(ids) { return drawing.bounds(doc, ids); }
+  function anchor(id, port) { return drawing.anchor(doc, id, port); }
+  var curve = window.FlowBuilderRender.curve;
 
-  function anchor(id, side) {
-    var pos = position(id);
-    var el = document.getElementById("node-" + id);
-    var h = el ? el.offsetHeight : NODE_H;
-    var w = el ? el.offsetWidth : NODE_W;
-    return side === "out" ? { x: pos.x + w, y: pos.y + h / 2 } : { x: pos.x - 9, y: pos.y + h / 2 };
-  }
-
-  function curve(a, b) {
-    var dx = Math.max(40, Math.abs(b.x - a.x) / 2);
-    return "M" + a.x + "," + a.y + " C" + (a.x + dx) + "," + a.y + " " + (b.x - dx) + "," + b.y + " " + b.x + "," + b.y;
-  }
-
-  function renderEdges() {
-    var ns = "http://www.w3.org/2000/svg";
-    svg.innerHTML = "";
-    doc.edges.forEach(function (edge, index) {
-      if (!document.getElementById("node-" + edge[0]) || !document.getElementById("node-" + edge[1])) return;
-      var d = curve(anchor(edge[0], "out"), anchor(edge[1], "in"));
-      var hit = document.createElementNS(ns, "path");
-      hit.setAttribute("d", d);
-      hit.setAttribute("class", "edge-hit");
-      hit.dataset.index = index;
-      var line = document.createElementNS(ns, "path");
-      line.setAttribute("d", d);
-      line.setAttribute("class", "edge" + (selectedEdge === index ? " selected" : ""));
-      line.setAttribute("marker-end", "url(#arrow)");
-      svg.appendChild(line);
-      svg.appendChild(hit);
-    });
-    var defs = document.createElementNS(ns, "defs");
-    defs.innerHTML = '<marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#57606a"/></marker>';
-    svg.appendChild(defs);
-  }
-
-  // ---- Selection and the node form ---------------------------------------------------------
+  // ---- Selection (the node form: builder-inspector.js) --------------------------------------
 
   // The side column shows either the selected node's form or the test run panel.
   function showTestPanel(show) {
@@ -165,344 +106,222 @@
     if (show) $("#sample").focus();
   }
 
-  function select(id) {
-    if (id) showTestPanel(false);
-    selected = id;
+  function describe(id) {
+    var step = stepById(id);
+    var ports = portsOf(id);
+    return (id === "trigger" ? "the trigger" : "step " + id) + " (" + blockTitle(step.kind) + ")" +
+      (ports.length > 1 ? ", outputs: " + ports.map(portLabel).join(", ") : "");
+  }
+
+  function setSelection(ids) {
+    selection = ids.filter(function (id) { return !!stepById(id); });
+    if (selection.length) showTestPanel(false);
     selectedEdge = null;
     $("#edge-actions").hidden = true;
     $all(".node", canvas).forEach(function (el) {
-      var on = el.dataset.id === id;
+      var on = selection.indexOf(el.dataset.id) >= 0;
       el.classList.toggle("selected", on);
       el.setAttribute("aria-pressed", on ? "true" : "false");
     });
     renderEdges();
-    if (id) loadForm(id);
+    if (selection.length === 1) {
+      say("Selected " + describe(selection[0]) + ".");
+      form.load(selection[0]);
+    } else if (selection.length > 1) {
+      say(selection.length + " nodes selected: " + selection.join(", ") + ".");
+      form.multi();
+    } else {
+      say("Nothing selected.");
+      form.empty();
+    }
   }
 
-  function loadForm(id) {
-    var step = stepById(id);
-    if (!step) return;
-    formFor = id;
-    var payload = { id: step.id, kind: step.kind, config: step.config || {} };
-    ["grants", "limits", "connection", "name"].forEach(function (k) { if (step[k] !== undefined) payload[k] = step[k]; });
-    htmx.ajax("POST", root.dataset.nodeUrl, {
-      target: "#inspector",
-      swap: "innerHTML",
-      values: { step: JSON.stringify(payload), errors: JSON.stringify(errorsFor(id)) }
-    });
-  }
-
-  function readParam(el) {
-    var type = el.dataset.type;
-    if (type === "boolean") return el.checked;
-    if (type === "integer" || type === "number") {
-      if (el.value === "") return null;
-      var n = Number(el.value);
-      return isNaN(n) ? el.value : n;
-    }
-    if (type === "list") return el.value.split("\n").map(function (s) { return s.trim(); }).filter(Boolean);
-    if (type === "json") {
-      if (el.value.trim() === "") return null;
-      try {
-        el.setCustomValidity("");
-        return JSON.parse(el.value);
-      } catch (e) {
-        el.setCustomValidity("Not valid JSON yet: " + e.message);
-        return el.value;
-      }
-    }
-    return el.value;
-  }
-
-  function formChanged(event) {
-    var form = $("#node-form");
-    if (!form || !selected) return;
-    var target = event.target;
-    var step = stepById(selected);
-    if (target.matches("[data-trigger-kind]")) {
-      var defaults = (catalog[target.value] && catalog[target.value].defaults) || {};
-      doc.trigger = { kind: target.value, config: JSON.parse(JSON.stringify(defaults)) };
-      markDirty();
-      renderNodes();
-      loadForm("trigger");
-      return;
-    }
-    if (target.matches("[data-step-id]")) {
-      if (event.type === "change") renameStep(selected, target);
-      return;
-    }
-    if (selected === "trigger") {
-      doc.trigger.config = doc.trigger.config || {};
-      step = doc.trigger;
-    }
-    step.config = step.config || {};
-    $all("[data-param]", form).forEach(function (el) {
-      var value = readParam(el);
-      if (value === null || value === "") delete step.config[el.dataset.param];
-      else step.config[el.dataset.param] = value;
-    });
-    if ($("[data-grant]", form)) {
-      step.grants = $all("[data-grant]", form).filter(function (el) { return el.checked; })
-        .map(function (el) { return el.value; });
-      var limits = {};
-      $all("[data-limit]", form).forEach(function (el) {
-        if (el.value !== "") limits[el.dataset.limit] = Number(el.value);
-      });
-      if (Object.keys(limits).length) step.limits = limits; else delete step.limits;
-    }
-    var conn = $("[data-connection]", form);
-    if (conn) { if (conn.value) step.connection = conn.value; else delete step.connection; }
-    if (target.matches("[data-incoming]")) {
-      var from = target.value;
-      if (target.checked) addEdge(from, selected); else removeEdge(from, selected);
-    }
-    markDirty();
-  }
-
-  function renameStep(oldId, input) {
-    var newId = input.value.trim();
-    var problem = "";
-    if (!STEP_ID.test(newId) || newId === "trigger") {
-      problem = "Use lowercase letters, digits and underscores, starting with a letter.";
-    } else if (newId !== oldId && stepById(newId)) {
-      problem = "Another step already has the id “" + newId + "”.";
-    }
-    input.setCustomValidity(problem);
-    input.reportValidity();
-    if (problem || newId === oldId) return;
-    stepById(oldId).id = newId;
-    doc.edges = doc.edges.map(function (e) {
-      return [e[0] === oldId ? newId : e[0], e[1] === oldId ? newId : e[1]];
-    });
-    doc.layout[newId] = doc.layout[oldId];
-    delete doc.layout[oldId];
-    selected = newId;
-    markDirty();
-    renderNodes();
-    loadForm(newId);
-  }
-
-  // "Runs after" checkboxes: the keyboard way to connect nodes.
-  function fillEdgesSlot() {
-    var slot = $("[data-edges-slot]", inspector);
-    if (!slot || !selected || selected === "trigger") return;
-    var fieldset = document.createElement("fieldset");
-    fieldset.className = "incoming";
-    var legend = document.createElement("legend");
-    legend.textContent = "Runs after";
-    fieldset.appendChild(legend);
-    nodeIds().filter(function (id) { return id !== selected; }).forEach(function (id) {
-      var label = document.createElement("label");
-      label.className = "check";
-      var box = document.createElement("input");
-      box.type = "checkbox";
-      box.value = id;
-      box.dataset.incoming = "";
-      box.checked = doc.edges.some(function (e) { return e[0] === id && e[1] === selected; });
-      label.appendChild(box);
-      label.appendChild(document.createTextNode(" " + (id === "trigger" ? "the trigger" : id)));
-      fieldset.appendChild(label);
-    });
-    slot.appendChild(fieldset);
-  }
-
-  function setUpCodeEditor() {
-    editor = null;
-    var textarea = $("textarea[data-code]", inspector);
-    if (!textarea || !window.CodeMirror) return;
-    var escaped = false;
-    editor = CodeMirror.fromTextArea(textarea, {
-      mode: "python",
-      lineNumbers: true,
-      indentUnit: 4,
-      viewportMargin: Infinity,
-      extraKeys: {
-        Esc: function () { escaped = true; },
-        Tab: function (cm) {
-          if (escaped) return CodeMirror.Pass;
-          if (cm.somethingSelected()) cm.indentSelection("add");
-          else cm.replaceSelection("    ", "end");
-        },
-        "Shift-Tab": function (cm) {
-          if (escaped) return CodeMirror.Pass;
-          cm.indentSelection("subtract");
-        }
-      }
-    });
-    var input = editor.getInputField();
-    input.setAttribute("aria-labelledby", textarea.id + "-label");
-    var label = $('label[for="' + textarea.id + '"]', inspector);
-    if (label) { label.id = textarea.id + "-label"; label.addEventListener("click", function () { editor.focus(); }); }
-    input.addEventListener("keydown", function (e) { if (e.key !== "Escape" && e.key !== "Tab") escaped = false; });
-    editor.on("focus", function () { escaped = false; });
-    editor.on("change", function () {
-      editor.save();
-      textarea.dispatchEvent(new Event("input", { bubbles: true }));
-    });
+  function select(id, additive) {
+    if (!additive) return setSelection(id ? [id] : []);
+    var next = selection.slice();
+    var at = next.indexOf(id);
+    if (at >= 0) next.splice(at, 1); else next.push(id);
+    setSelection(next);
   }
 
   // ---- Editing the graph -------------------------------------------------------------------
 
-  function uniqueId(kind) {
-    var parts = kind.split(".");
-    var base = (parts.length > 1 ? parts.slice(1).join("_") : kind).toLowerCase().replace(/[^a-z0-9_]/g, "_");
-    if (!/^[a-z]/.test(base)) base = "step_" + base;
-    var id = base, n = 1;
-    while (id === "trigger" || stepById(id)) { n += 1; id = base + "_" + n; }
-    return id;
-  }
-
-  function addStep(kind) {
+  // A new step joins after the selected node (or the last one): into the body of a loop node,
+  // beside a body step inside its loop, after anything else on its first port.
+  function addStep(kind, at) {
     var info = catalog[kind] || {};
-    var id = uniqueId(kind);
-    var from = selected || lastNode();
+    remember();
+    var id = G.uniqueId(doc, G.kindBase(kind));
+    var from = selected() || G.lastNode(doc);
+    var fromStep = stepById(from);
+    var port = hasBody(from) ? "body" : portsOf(from)[0];
+    var step = { id: id, kind: kind, config: clone(info.defaults || {}) };
+    if (port === "body") step.parent = from;
+    else if (fromStep.parent) step.parent = fromStep.parent;
+    doc.steps.push(step);
     var fromPos = position(from);
-    doc.steps.push({ id: id, kind: kind, config: JSON.parse(JSON.stringify(info.defaults || {})) });
-    // To the right of the node it follows while that stays in view, else below it.
-    var visible = $(".canvas-scroll").clientWidth;
-    var right = fromPos.x + NODE_W + 50;
-    doc.layout[id] = right + NODE_W <= visible ? freeSpot(right, fromPos.y) : freeSpot(fromPos.x, fromPos.y + NODE_H + 40);
-    addEdge(from, id);
+    if (at) {
+      doc.layout[id] = { x: Math.max(0, Math.round(at.x / GRID) * GRID), y: Math.max(0, Math.round(at.y / GRID) * GRID) };
+    } else if (port === "body") {
+      doc.layout[id] = freeSpot(fromPos.x + 20, fromPos.y + size(from).h + 60);
+    } else {
+      doc.layout[id] = freeSpot(fromPos.x + NODE_W + 80, fromPos.y);
+    }
+    addEdge(from, port, id);
     markDirty();
     renderNodes();
-    select(id);
+    setSelection([id]);
+    reveal([id]);
     document.getElementById("node-" + id).focus();
-    announce("Added step " + id + " after " + (from === "trigger" ? "the trigger" : from) + ". Unsaved changes");
-  }
-
-  function lastNode() {
-    var ids = nodeIds();
-    var withOut = {};
-    doc.edges.forEach(function (e) { withOut[e[0]] = true; });
-    var ends = ids.filter(function (id) { return !withOut[id]; });
-    return ends.length ? ends[ends.length - 1] : ids[ids.length - 1];
+    announce("Added step " + id + " after " + nodeName(from) + ". Unsaved changes");
   }
 
   function freeSpot(x, y) {
     var taken = function (px, py) {
       return nodeIds().some(function (id) {
         var p = doc.layout[id];
-        return p && Math.abs(p.x - px) < NODE_W && Math.abs(p.y - py) < NODE_H + 10;
+        return p && Math.abs(p.x - px) < NODE_W && Math.abs(p.y - py) < 70;
       });
     };
-    while (taken(x, y)) y += NODE_H + 30;
+    while (taken(x, y)) y += 90;
     return { x: x, y: y };
   }
 
-  function addEdge(from, to) {
-    if (from === to || to === "trigger") return false;
-    if (doc.edges.some(function (e) { return e[0] === from && e[1] === to; })) return false;
-    doc.edges.push([from, to]);
+  function addEdge(from, port, to) {
+    if (!G.addEdge(doc, catalog, from, port, to)) return false;
     renderEdges();
     return true;
   }
 
-  function removeEdge(from, to) {
-    doc.edges = doc.edges.filter(function (e) { return !(e[0] === from && e[1] === to); });
+  function removeEdge(from, port, to) {
+    doc.edges = doc.edges.filter(function (e) { return !(e[0] === from && e[1] === port && e[2] === to); });
     renderEdges();
   }
 
-  function deleteStep(id) {
-    if (id === "trigger" || !stepById(id)) return;
-    var neighbour = (doc.edges.find(function (e) { return e[1] === id; }) || ["trigger"])[0];
-    doc.steps = doc.steps.filter(function (s) { return s.id !== id; });
-    doc.edges = doc.edges.filter(function (e) { return e[0] !== id && e[1] !== id; });
-    delete doc.layout[id];
-    errors = errors.filter(function (e) { return e.step !== id; });
-    selected = null;
-    inspector.innerHTML = '<p class="muted">Select a node on the canvas to edit it.</p>';
+  function deleteSteps(ids) {
+    ids = ids.filter(function (id) { return id !== "trigger" && stepById(id); });
+    if (!ids.length) return;
+    ids = G.withBodies(doc, ids);
+    remember();
+    var gone = function (id) { return ids.indexOf(id) >= 0; };
+    var before = doc.edges.find(function (e) { return gone(e[2]) && !gone(e[0]); });
+    G.removeSteps(doc, ids);
+    errors = errors.filter(function (e) { return !gone(e.step); });
     renderNodes();
-    var next = document.getElementById("node-" + neighbour);
+    setSelection([]);
+    var next = document.getElementById("node-" + (before ? before[0] : "trigger"));
     if (next) next.focus();
-    announce("Deleted step " + id + ". Unsaved changes");
+    markDirty("Deleted " + (ids.length > 1 ? ids.length + " steps" : "step " + ids[0]) + " (Ctrl+Z brings it back). Unsaved changes");
+    say("Deleted " + ids.join(", ") + ". Undo with Ctrl+Z.");
   }
 
-  // ---- Pointer and keyboard ----------------------------------------------------------------
+  // ---- Copy, paste, duplicate ----------------------------------------------------------------
 
-  function canvasPoint(e) {
-    var rect = canvas.getBoundingClientRect();
-    return { x: e.clientX - rect.left, y: e.clientY - rect.top };
+  function copiedPiece(ids) {
+    return G.piece(doc, ids, function (step) { return connections.aliasesUsed(doc, step); });
   }
 
-  function onPointerDown(e) {
-    var port = e.target.closest(".port.out");
-    var node = e.target.closest(".node");
-    if (!node) return;
-    e.preventDefault();
-    var id = node.dataset.id;
-    if (port) return startConnect(e, id);
-    var start = canvasPoint(e);
-    var pos = position(id);
-    var origin = { x: pos.x, y: pos.y };
-    var moved = false;
-    node.setPointerCapture(e.pointerId);
-    function move(ev) {
-      var p = canvasPoint(ev);
-      var dx = p.x - start.x, dy = p.y - start.y;
-      if (!moved && Math.abs(dx) + Math.abs(dy) < 4) return;
-      moved = true;
-      pos.x = Math.max(0, Math.round((origin.x + dx) / GRID) * GRID);
-      pos.y = Math.max(0, Math.round((origin.y + dy) / GRID) * GRID);
-      node.style.left = pos.x + "px";
-      node.style.top = pos.y + "px";
-      renderEdges();
-    }
-    function up() {
-      node.removeEventListener("pointermove", move);
-      node.removeEventListener("pointerup", up);
-      if (moved) markDirty();
-      else select(id);
-      node.focus();
-    }
-    node.addEventListener("pointermove", move);
-    node.addEventListener("pointerup", up);
+  function copySelection() {
+    var piece = copiedPiece(selection);
+    if (!piece) return;
+    window.FlowBuilderHistory.copy(piece);
+    say("Copied " + piece.steps.length + " step" + (piece.steps.length > 1 ? "s" : "") + ".");
+    announce("Copied " + piece.steps.map(function (s) { return s.id; }).join(", "));
   }
 
-  function startConnect(e, from) {
-    var ns = "http://www.w3.org/2000/svg";
-    var temp = document.createElementNS(ns, "path");
-    temp.setAttribute("class", "edge pending");
-    svg.appendChild(temp);
-    var a = anchor(from, "out");
-    function move(ev) { temp.setAttribute("d", curve(a, canvasPoint(ev))); }
-    function up(ev) {
-      document.removeEventListener("pointermove", move);
-      document.removeEventListener("pointerup", up);
-      temp.remove();
-      var over = document.elementFromPoint(ev.clientX, ev.clientY);
-      var target = over && over.closest(".node");
-      if (target && addEdge(from, target.dataset.id)) {
-        markDirty();
-        announce("Connected " + from + " to " + target.dataset.id + ". Unsaved changes");
-        if (selected) loadForm(selected);
-      }
-    }
-    document.addEventListener("pointermove", move);
-    document.addEventListener("pointerup", up);
+  function paste(piece) {
+    if (!piece || !Array.isArray(piece.steps) || !piece.steps.length) return;
+    remember();
+    var ids = G.paste(doc, piece);
+    markDirty("Pasted " + ids.join(", ") + ". Unsaved changes");
+    renderNodes();
+    setSelection(ids);
+    reveal(ids);
+    var first = document.getElementById("node-" + ids[0]);
+    if (first) first.focus();
   }
 
-  function onNodeKey(e) {
-    var node = e.target.closest(".node");
-    if (!node || e.target !== node) return;
-    var id = node.dataset.id;
-    var pos = position(id);
-    var step = e.shiftKey ? 50 : GRID;
-    var moves = { ArrowLeft: [-step, 0], ArrowRight: [step, 0], ArrowUp: [0, -step], ArrowDown: [0, step] };
-    if (moves[e.key]) {
-      e.preventDefault();
-      pos.x = Math.max(0, pos.x + moves[e.key][0]);
-      pos.y = Math.max(0, pos.y + moves[e.key][1]);
-      node.style.left = pos.x + "px";
-      node.style.top = pos.y + "px";
-      renderEdges();
-      markDirty();
-    } else if (e.key === "Enter" || e.key === " ") {
-      e.preventDefault();
-      select(id);
-    } else if (e.key === "Delete" || e.key === "Backspace") {
-      e.preventDefault();
-      deleteStep(id);
+  // ---- Undo and redo -------------------------------------------------------------------------
+
+  function restore(text) {
+    if (!text) return false;
+    var state = JSON.parse(text);
+    doc = state.doc;
+    $("#flow-name").value = state.name;
+    renderNodes();
+    var keep = selection.filter(function (id) { return stepById(id); });
+    setSelection(keep);
+    markDirty();
+    return true;
+  }
+
+  function undo() {
+    if (restore(history.undo(snapshot()))) say("Undone.");
+  }
+
+  function redo() {
+    if (restore(history.redo(snapshot()))) say("Redone.");
+  }
+
+  function historyChanged(h) {
+    $("#undo").disabled = !h.undos.length;
+    $("#redo").disabled = !h.redos.length;
+  }
+
+  // ---- The view -----------------------------------------------------------------------------
+
+  function allBounds() { return boundsOf(nodeIds()); }
+
+  function fitView() {
+    view.fit(allBounds());
+    say("Zoomed to show the whole flow.");
+  }
+
+  // The whole flow when it fits legibly; a long one from its start, at a zoom still readable.
+  function showFlow() {
+    var all = allBounds();
+    view.fit(all);
+    if (view.z >= LEGIBLE) return;
+    view.z = LEGIBLE;
+    view.x = 30 - all.x * view.z;
+    view.y = 30 - all.y * view.z;
+    view.apply();
+  }
+
+  // Bring nodes into view: the whole flow when it fits legibly, else centred on the nodes.
+  function reveal(ids) {
+    var box = boundsOf(ids);
+    if (view.shows(box)) return;
+    var all = allBounds();
+    var fitZoom = Math.min(1, (viewport.clientWidth - 60) / all.w, (viewport.clientHeight - 60) / all.h);
+    if (fitZoom >= LEGIBLE) {
+      view.fit(all);
+      return;
     }
+    view.z = Math.max(view.z, LEGIBLE);
+    view.x = viewport.clientWidth / 2 - (box.x + box.w / 2) * view.z;
+    view.y = viewport.clientHeight / 2 - (box.y + box.h / 2) * view.z;
+    view.apply();
+  }
+
+  function zoomChanged(v) {
+    var label = $("#zoom-level");
+    if (label) label.textContent = Math.round(v.z * 100) + "%";
+  }
+
+  // Lay the flow out left to right: the top level by layers, each loop body in a row under
+  // its loop node.
+  function arrange() {
+    remember();
+    var pairs = doc.edges.map(function (e) { return [e[0], e[2]]; });
+    var bodies = {};
+    doc.steps.forEach(function (s) { if (s.parent && stepById(s.parent)) (bodies[s.parent] = bodies[s.parent] || []).push(s.id); });
+    var top = nodeIds().filter(function (id) { var p = stepById(id).parent; return !p || !stepById(p); });
+    var places = window.FlowBuilderView.arrange(top, bodies, pairs, size);
+    Object.keys(places).forEach(function (id) { doc.layout[id] = places[id]; });
+    markDirty("Arranged the nodes. Unsaved changes");
+    renderNodes();
+    showFlow();
   }
 
   function onEdgeClick(e) {
@@ -510,7 +329,7 @@
     if (!hit) return;
     selectedEdge = Number(hit.dataset.index);
     var edge = doc.edges[selectedEdge];
-    $("#edge-label").textContent = "Connection " + edge[0] + " → " + edge[1];
+    $("#edge-label").textContent = "Connection " + edge[0] + (edge[1] === "out" ? "" : " (" + portLabel(edge[1]) + ")") + " → " + edge[2];
     $("#edge-actions").hidden = false;
     renderEdges();
     $("#edge-delete").focus();
@@ -518,62 +337,205 @@
 
   function deleteSelectedEdge() {
     if (selectedEdge === null) return;
+    remember();
     var edge = doc.edges[selectedEdge];
     doc.edges.splice(selectedEdge, 1);
     selectedEdge = null;
     $("#edge-actions").hidden = true;
     renderEdges();
-    markDirty();
-    announce("Removed the connection " + edge[0] + " → " + edge[1] + ". Unsaved changes");
-    if (selected) loadForm(selected);
+    markDirty("Removed the connection " + edge[0] + " → " + edge[2] + ". Unsaved changes");
+    if (selected()) form.load(selected());
+  }
+
+  // ---- Saving and leaving -------------------------------------------------------------------
+
+  function onSaved(detail) {
+    revision = detail.revision || revision;
+    if (detail.connections) doc.connections = detail.connections;
+    if (changes === savedChanges) {
+      dirty = false;
+      announce("");
+    }
+    if (leaveTo) window.location.href = leaveTo;
+  }
+
+  function onLinkClick(e) {
+    var link = e.target.closest("a[href]");
+    if (!link || !dirty || e.defaultPrevented || link.target === "_blank" || e.ctrlKey || e.metaKey || e.shiftKey) return;
+    if (link.getAttribute("href").charAt(0) === "#") return;
+    e.preventDefault();
+    leaveTo = null;
+    var dialog = $("#leave-dialog");
+    dialog.dataset.href = link.href;
+    dialog.showModal();
+    $("[data-leave-save]", dialog).focus();
+  }
+
+  function onLeaveChoice(e) {
+    var dialog = $("#leave-dialog");
+    var href = dialog.dataset.href;
+    if (e.target.matches("[data-leave-discard]")) {
+      dirty = false;
+      dialog.close();
+      window.location.href = href;
+    } else if (e.target.matches("[data-leave-save]")) {
+      dialog.close();
+      leaveTo = href;
+      $("#save-draft").click();
+    } else if (e.target.matches("[data-leave-stay]")) {
+      dialog.close();
+    }
   }
 
   // ---- Start -------------------------------------------------------------------------------
+
+  // What the inspector may read and do on the canvas.
+  var app = {
+    doc: function () { return doc; },
+    selection: function () { return selection; },
+    replaceSelection: function (ids) { selection = ids; },
+    selected: selected,
+    stepById: stepById,
+    portsOf: portsOf,
+    nodeIds: nodeIds,
+    errorsFor: errorsFor,
+    remember: remember,
+    markDirty: markDirty,
+    say: say,
+    renderNodes: renderNodes,
+    addEdge: addEdge,
+    removeEdge: removeEdge,
+    setSelection: setSelection,
+    select: select,
+    position: position,
+    size: size,
+    anchor: anchor,
+    curve: curve,
+    snapshot: snapshot,
+    record: function (before) { history.record(before); },
+    renderEdges: renderEdges,
+    announce: announce,
+    loadForm: function (id) { form.load(id); },
+    portLabel: portLabel,
+    undo: undo,
+    redo: redo,
+    paste: paste,
+    copySelection: copySelection,
+    duplicate: function () { if (selection.length) paste(copiedPiece(selection)); },
+    deleteSteps: deleteSteps,
+    edgeSelected: function () { return selectedEdge !== null; },
+    deleteSelectedEdge: deleteSelectedEdge
+  };
 
   function init() {
     root = $("#builder");
     if (!root) return;
     canvas = $("#canvas");
     svg = $("#edges");
+    viewport = $("#canvas-viewport");
     inspector = $("#inspector");
     dirtyLabel = $("#dirty");
-    doc = JSON.parse($("#flow-document").textContent);
+    live = $("#canvas-live");
+    revision = root.dataset.revision || "";
+    doc = G.normalise(JSON.parse($("#flow-document").textContent));
     catalog = JSON.parse($("#block-catalog").textContent);
-    doc.trigger = doc.trigger || { kind: "trigger.manual", config: {} };
-    doc.steps = doc.steps || [];
-    doc.edges = doc.edges || [];
-    doc.layout = doc.layout || {};
+    drawing = new window.FlowBuilderRender.Drawing(canvas, svg, catalog);
+    runs = new window.FlowBuilderRuns.RunStatus($("#test-output"), canvas);
+    new window.FlowBuilderAutocomplete.Autocomplete(inspector, function () { return doc; }, $("#test-panel"));
+    connections = new window.FlowBuilderConnections.Connections(
+      catalog, JSON.parse($("#capability-services").textContent));
+    app.catalog = catalog;
+    app.connections = connections;
+    form = window.FlowBuilderInspector.Inspector(app, { root: root, inspector: inspector });
+    history = new window.FlowBuilderHistory.History(historyChanged);
+    historyChanged(history);
+    view = new window.FlowBuilderView.View(viewport, canvas, zoomChanged);
+    app.view = view;
+    var unplaced = nodeIds().some(function (id) { return !doc.layout[id]; });
     renderNodes();
+    if (unplaced && doc.steps.length) { arrange(); history.undos = []; historyChanged(history); dirty = false; announce(""); }
+    if (!view.shows(allBounds())) showFlow();
 
-    canvas.addEventListener("pointerdown", onPointerDown);
-    canvas.addEventListener("keydown", onNodeKey);
+    var resizing = null;
+    window.addEventListener("resize", function () {
+      clearTimeout(resizing);
+      resizing = setTimeout(function () { if (!view.shows(allBounds())) showFlow(); }, 150);
+    });
+    // Focusing a node out of view scrolls the viewport: turn that into a pan.
+    viewport.addEventListener("scroll", function () {
+      view.panBy(-viewport.scrollLeft, -viewport.scrollTop);
+      viewport.scrollLeft = 0;
+      viewport.scrollTop = 0;
+    });
+    canvas.addEventListener("focusin", function (e) {
+      var node = e.target.closest(".node");
+      if (node) reveal([node.dataset.id]);
+    });
+    window.FlowBuilderInput.Input(app, { canvas: canvas, svg: svg, viewport: viewport });
     svg.addEventListener("click", onEdgeClick);
     $("#edge-delete").addEventListener("click", deleteSelectedEdge);
-    $all(".palette-item").forEach(function (btn) {
-      btn.addEventListener("click", function () { addStep(btn.dataset.kind); });
+    $("#zoom-in").addEventListener("click", function () { view.zoomBy(1.2); });
+    $("#zoom-out").addEventListener("click", function () { view.zoomBy(1 / 1.2); });
+    $("#fit-view").addEventListener("click", fitView);
+    $("#arrange").addEventListener("click", arrange);
+    $("#undo").addEventListener("click", undo);
+    $("#redo").addEventListener("click", redo);
+    new window.FlowBuilderPalette.Palette({
+      palette: $(".palette"),
+      search: $("#palette-search"),
+      empty: $("#palette-empty"),
+      viewport: viewport,
+      add: function (kind, point) {
+        if (!point) return addStep(kind);
+        var p = view.toCanvas(point.x, point.y);
+        addStep(kind, { x: p.x - NODE_W / 2, y: p.y - 20 });
+      }
     });
-    $("#flow-name").addEventListener("input", markDirty);
-    inspector.addEventListener("input", formChanged);
-    inspector.addEventListener("change", formChanged);
+    $("#flow-name").addEventListener("input", function () { remember("name"); markDirty(); });
+    inspector.addEventListener("focusin", form.noteFocus);
+    inspector.addEventListener("input", form.changed);
+    inspector.addEventListener("change", form.changed);
     inspector.addEventListener("click", function (e) {
-      if (e.target.matches("[data-delete-step]")) deleteStep(selected);
+      if (e.target.matches("[data-delete-step]")) deleteSteps([selected()]);
+      if (e.target.matches("[data-delete-selection]")) deleteSteps(selection);
+      if (e.target.matches("[data-duplicate]")) paste(copiedPiece(selection));
     });
     // A form that arrives after its node was deleted or another one chosen is dropped.
     document.body.addEventListener("htmx:beforeSwap", function (e) {
-      if (e.detail.target === inspector && formFor !== selected) e.detail.shouldSwap = false;
+      if (e.detail.target === inspector && !form.wanted()) e.detail.shouldSwap = false;
     });
-    document.body.addEventListener("htmx:afterSwap", function (e) {
-      if (e.detail.target === inspector) { fillEdgesSlot(); setUpCodeEditor(); }
+    document.body.addEventListener("htmx:afterSettle", function (e) {
+      if (e.detail.target !== inspector) return;
+      form.arrived();
+      if (selected()) runs.showIn(inspector, selected());
     });
     document.body.addEventListener("flow-errors", function (e) {
       errors = (e.detail && e.detail.errors) || [];
       renderNodes();
-      if (selected) loadForm(selected);
-      announce(errors.length ? errors.length + " problem" + (errors.length > 1 ? "s" : "") + " to fix" : "");
+      if (selected()) form.load(selected());
+      if (errors.length) announce(errors.length + " problem" + (errors.length > 1 ? "s" : "") + " to fix");
+    });
+    document.body.addEventListener("flow-saved", function (e) { onSaved(e.detail || {}); });
+    // A refused save (a changed draft, a broken document) keeps the user here.
+    document.body.addEventListener("htmx:afterRequest", function (e) { if (e.detail.failed) leaveTo = null; });
+    document.body.addEventListener("connection-created", function (e) { form.connectionCreated(e.detail || {}); });
+    $("#connection-dialog").addEventListener("close", form.dialogClosed);
+    $("#connection-dialog").addEventListener("click", function (e) {
+      if (e.target.matches("[data-close-dialog]")) form.closeDialog();
+    });
+    $("#leave-dialog").addEventListener("click", onLeaveChoice);
+    document.body.addEventListener("click", function (e) {
+      if (e.target.matches("[data-reload-draft]")) { dirty = false; window.location.reload(); }
+      if (e.target.matches("[data-overwrite-draft]")) { overwriteNext = true; $("#save-draft").click(); }
+    });
+    document.addEventListener("click", onLinkClick, true);
+    window.addEventListener("beforeunload", function (e) {
+      if (!dirty) return;
+      e.preventDefault();
+      e.returnValue = "";
     });
     document.body.addEventListener("artifact-uploaded", function (e) {
-      var input = $("[data-param]", inspector);
-      var field = $('[data-param="module"], [data-param="artifact"], [data-param="digest"]', inspector) || input;
+      var field = $('[data-param="module"], [data-param="artifact"], [data-param="digest"]', inspector) || $("[data-param]", inspector);
       if (field) {
         field.value = e.detail.digest;
         field.dispatchEvent(new Event("input", { bubbles: true }));
@@ -584,6 +546,6 @@
     });
   }
 
-  window.FlowBuilder = { serialize: serialize };
+  window.FlowBuilder = { serialize: serialize, payload: payload };
   document.addEventListener("DOMContentLoaded", init);
 })();

@@ -235,7 +235,10 @@ def test_build_a_flow_on_the_canvas_and_run_it(page):
     expect(page.get_by_text("ready to deploy.")).to_be_visible()
     flow = Flow.objects.get(owner__username="erin")
     assert [s["id"] for s in flow.document["steps"]] == ["python", "template"]
-    assert sorted(flow.document["edges"]) == [["python", "template"], ["trigger", "python"]]
+    assert sorted(flow.document["edges"]) == [
+        ["python", "out", "template"],
+        ["trigger", "out", "python"],
+    ]
     assert flow.document["layout"]["template"]["y"] >= flow.document["layout"]["python"]["y"] + 100
     assert flow.document["steps"][1]["config"] == {"template": "{{ steps.python.greeting }}!"}
 

@@ -10,6 +10,7 @@ from wasmtime import wat2wasm
 from flows.catalog import blocks_by_category
 from flows.models import Artifact, Run
 from flows.sandbox.artifacts import declare_capabilities
+from web.views.builder import draft_revision
 
 from .conftest import greeter_document
 
@@ -122,9 +123,12 @@ def test_save_without_errors_says_it_is_ready(alice_client, greeter):
     )
     assert "Saved at " in response.content.decode()
     assert ": ready to deploy." in response.content.decode()
-    assert json.loads(response["HX-Trigger"]) == {"flow-errors": {"errors": []}}
+    events = json.loads(response["HX-Trigger"])
+    assert events["flow-errors"] == {"errors": []}
     greeter.refresh_from_db()
     assert greeter.name == "Hello bot"
+    # The canvas learns the revision of the draft it saved, for its next save.
+    assert events["flow-saved"]["revision"] == draft_revision(greeter.document)
 
 
 def test_a_broken_document_is_refused_in_plain_words(alice_client, greeter):

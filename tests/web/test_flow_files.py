@@ -8,7 +8,7 @@ import re
 from django.core.management import call_command
 from playwright.sync_api import Page, expect
 
-from flows.document import export_document
+from flows.document import export_document, unseal
 from flows.models import Flow
 from integrations.models import Connection
 
@@ -150,5 +150,7 @@ def test_flows_as_files_journey(page: Page, alice):
     copies = Flow.objects.filter(name__startswith="Greeter (copy").order_by("pk")
     assert [c.slug for c in copies] == ["greeter-copy", "greeter-copy-2"]
     assert copies[0].document["steps"] == flow.document["steps"]
-    assert copies[0].document["settings"]["api_token"]["value"] == SECRET
+    # The copy keeps the secret setting, stored encrypted like the original's.
+    copied = copies[0].document["settings"]["api_token"]
+    assert copied["value"] == "" and unseal(copied["sealed"]) == SECRET
     assert copies[0].status == Flow.Status.DRAFT

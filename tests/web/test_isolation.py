@@ -21,6 +21,8 @@ ID_KWARGS = {"flow_id", "run_id", "connection_id", "number", "step_id"}
 # Webhook URLs carry the flow's secret token instead of a session: they are checked with the
 # other user's own token, which must not reach user A's runs.
 TOKEN_KWARGS = {"token"}
+# Other parts of a route, the same for every user (the builder's new-connection dialog).
+NAME_KWARGS = {"service"}
 
 
 def all_patterns(resolver: URLResolver = None, prefix: str = "") -> list[tuple[str, URLPattern]]:
@@ -44,7 +46,9 @@ def owned_urls(ids: dict) -> list[str]:
         names = set(pattern.pattern.converters)
         if not names or not names & ID_KWARGS:
             continue
-        assert names <= ID_KWARGS | TOKEN_KWARGS, f"{route}: add a value for {names - ID_KWARGS}"
+        assert names <= ID_KWARGS | TOKEN_KWARGS | NAME_KWARGS, (
+            f"{route}: add a value for {names - ID_KWARGS}"
+        )
         url = "/" + route
         for name in names:
             url = re.sub(rf"<\w+:{name}>", str(ids[name]), url)
@@ -68,6 +72,7 @@ def alices_things(alice):
         "connection_id": connection.pk,
         "number": 1,
         "step_id": "s",
+        "service": "llm",
     }
 
 

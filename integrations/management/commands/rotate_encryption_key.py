@@ -8,7 +8,7 @@ from cryptography.fernet import InvalidToken
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from integrations import crypto
+from flows import crypto
 from integrations.models import Connection
 
 

@@ -1,4 +1,4 @@
-"""Encryption of connection secrets at rest (Fernet), with key rotation.
+"""Encryption at rest (Fernet) of connection secrets and secret flow settings, with key rotation.
 
 FLOWS_ENCRYPTION_KEY holds one or more comma-separated Fernet keys, newest first: the first
 encrypts, all decrypt. Embedded mode without a key derives one from SECRET_KEY, so a laptop
