@@ -31,6 +31,7 @@ TOP_LEVEL_KEYS = {
     "layout",
     "on_error",
     "concurrency",
+    "pinned",
 }
 STEP_KEYS = {
     "id",
@@ -234,6 +235,14 @@ def check_structure(document: Any) -> list[Issue]:
                     Issue(f"connection '{alias}': \"limits\" must be an object", None, where)
                 )
 
+    pinned = document.get("pinned", {})
+    if not isinstance(pinned, dict) or not all(
+        isinstance(p, dict) and isinstance(p.get("port", "out"), str) for p in pinned.values()
+    ):
+        issues.append(
+            Issue('"pinned" must map step ids to {"output": ..., "port": "..."}', None, "pinned")
+        )
+
     steps = document.get("steps", [])
     if not isinstance(steps, list):
         issues.append(Issue('"steps" must be a list', None, "steps"))
@@ -304,6 +313,7 @@ def export_document(document: dict[str, Any]) -> dict[str, Any]:
     """A copy safe to share, as `@2`: connections by alias and service only, secret settings
     blanked."""
     exported = copy.deepcopy(upgrade(document))
+    exported.pop("pinned", None)  # sample data of the builder's test runs stays on the server
     exported["connections"] = {
         alias: {"service": spec.get("service")}
         | ({"limits": spec["limits"]} if spec.get("limits") else {})

@@ -16,7 +16,9 @@ from typing import Any, ClassVar
 from django import forms
 from django.conf import settings
 
+from flows.capabilities import CapabilityError
 from integrations.models import Connection
+from integrations.services import github_app
 from integrations.services.http import HEADER_SECRET_PREFIX
 
 HEADER_LINE = re.compile(r"^(?P<name>[A-Za-z0-9!#$%&'*+.^_`|~-]+)\s*:\s*(?P<value>.+)$")
@@ -115,12 +117,16 @@ class GitHubConnectionForm(ConnectionForm):
     service = "github"
     title = "GitHub"
     instructions = (
-        "Create a fine-grained personal access token at GitHub → Settings → Developer settings → "
-        "Personal access tokens, for the repositories the bot works on, with the permissions "
-        "Pull requests: read and write, Issues: read and write, Contents: read."
+        "Sign in with a token or as a GitHub App. A token: create a fine-grained personal access "
+        "token at GitHub → Settings → Developer settings → Personal access tokens, for the "
+        "repositories the bot works on, with the permissions Pull requests: read and write, "
+        "Issues: read and write, Contents: read. A GitHub App (what organizations install): "
+        "at GitHub → Settings → Developer settings → GitHub Apps → New GitHub App, give it the "
+        "same permissions, generate a private key, install the App on the repositories, then "
+        "fill in the App ID and paste the private key here (and leave the token empty)."
     )
-    config_fields = ("api_url",)
-    secret_fields = ("token",)
+    config_fields = ("api_url", "app_id", "installation_id")
+    secret_fields = ("token", "private_key")
 
     api_url = forms.URLField(
         label="API URL",
@@ -128,7 +134,64 @@ class GitHubConnectionForm(ConnectionForm):
         required=False,
         help_text="Only for GitHub Enterprise Server, e.g. https://github.example.com/api/v3.",
     )
-    token = _secret_field("Token", required=True)
+    token = _secret_field(
+        "Token", required=False, help_text="A personal access token; empty for a GitHub App."
+    )
+    app_id = forms.RegexField(
+        label="GitHub App ID",
+        regex=r"^[A-Za-z0-9.]{1,40}$",
+        required=False,
+        help_text="The App ID on the App's settings page (About → App ID); empty for a token.",
+        error_messages={"invalid": "The App ID is a number, e.g. 123456."},
+    )
+    private_key = forms.CharField(
+        label="GitHub App private key",
+        required=False,
+        help_text=(
+            "The whole .pem file of a key generated on the App's settings page (Private keys → "
+            "Generate a private key). Stored encrypted, never shown again."
+        ),
+        widget=SecretTextarea(attrs={"rows": 4, "autocomplete": "off", "spellcheck": "false"}),
+    )
+    installation_id = forms.RegexField(
+        label="Installation ID",
+        regex=r"^\d{1,20}$",
+        required=False,
+        help_text=(
+            "Optional. Empty: each run uses the installation its GitHub event names. Set it for "
+            "runs that do not start from a GitHub event: the number at the end of the "
+            "installation's URL, github.com/settings/installations/<id>."
+        ),
+        error_messages={"invalid": "The installation ID is a number, e.g. 12345678."},
+    )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        saved = self.saved_hints()
+        key = data.get("private_key") or ""
+        if data.get("app_id"):
+            if data.get("token"):
+                raise forms.ValidationError(
+                    "Fill in either a token or a GitHub App (App ID and private key), not both."
+                )
+            if not key and "private_key" not in saved:
+                self.add_error("private_key", "A GitHub App needs its private key.")
+        elif key:
+            self.add_error("app_id", "A private key belongs to a GitHub App: add its App ID.")
+        elif not data.get("token") and "token" not in saved:
+            self.add_error("token", "Fill in a token, or the App ID and private key of an App.")
+        if key:
+            try:
+                github_app.check_private_key(key)
+            except CapabilityError as exc:
+                self.add_error("private_key", str(exc))
+        return data
+
+    def merged_secrets(self) -> dict[str, Any]:
+        # One way to sign in is kept: switching to an App forgets the token, and back.
+        secrets = super().merged_secrets()
+        secrets.pop("token" if self.cleaned_data.get("app_id") else "private_key", None)
+        return secrets
 
 
 class LLMConnectionForm(ConnectionForm):

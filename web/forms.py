@@ -121,7 +121,7 @@ class RunFilterForm(forms.Form):
 
 
 class ListField(forms.CharField):
-    """A list of strings, one per line."""
+    """A list of strings, one per line or separated by commas (as people paste them)."""
 
     widget = forms.Textarea(attrs={"rows": 4})
 
@@ -129,7 +129,7 @@ class ListField(forms.CharField):
         return "\n".join(str(v) for v in value) if isinstance(value, list | tuple) else value
 
     def to_python(self, value: Any) -> list[str]:
-        return [line.strip() for line in str(value or "").splitlines() if line.strip()]
+        return [item.strip() for item in re.split(r"[,\n]", str(value or "")) if item.strip()]
 
 
 def setting_field(spec: dict) -> forms.Field:
@@ -150,7 +150,12 @@ def setting_field(spec: dict) -> forms.Field:
     if isinstance(value, list):
         return ListField(
             initial=value,
-            **{**common, "help_text": with_hint(common["help_text"], "One per line.")},
+            **{
+                **common,
+                "help_text": with_hint(
+                    common["help_text"], "One per line. Commas separate items too."
+                ),
+            },
         )
     if isinstance(value, dict):
         return forms.JSONField(initial=value, **common)

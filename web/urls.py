@@ -31,6 +31,7 @@ urlpatterns = [
     path("flows/<int:flow_id>/builder/node/", builder.builder_node_form, name="builder_node"),
     path("flows/<int:flow_id>/builder/upload/", builder.builder_upload, name="builder_upload"),
     path("flows/<int:flow_id>/builder/sample/", builder.builder_sample, name="builder_sample"),
+    path("flows/<int:flow_id>/builder/pin/", builder.builder_pin, name="builder_pin"),
     path("flows/<int:flow_id>/builder/test/", builder.builder_test_run, name="builder_test"),
     path(
         "flows/<int:flow_id>/builder/connections/<slug:service>/",

@@ -2,8 +2,8 @@
 
 Reviews start when a pull request is opened, reopened, updated with new commits or marked ready
 for review (drafts only when `review_drafts` is on), and when someone comments on a pull request
-with a comment that starts with the trigger phrase. Every other event is skipped, with the reason
-in the run log.
+with a comment that has the trigger phrase as a command: a whole word at the start of one of its
+lines. Every other event is skipped, with the reason in the run log.
 """
 
 PR_ACTIONS = ("opened", "reopened", "synchronize", "ready_for_review")
@@ -67,11 +67,23 @@ def decide_comment(action, payload, repo, settings):
     phrase = str(settings.get("trigger_phrase") or "").strip()
     if not phrase:
         return skip("comments start no reviews (the trigger phrase is empty)")
-    if not body.strip().lower().startswith(phrase.lower()):
-        return skip(f"the comment on #{number} does not start with '{phrase}'")
+    if not is_command(body, phrase):
+        return skip(f"the comment on #{number} has no line starting with the command '{phrase}'")
     if issue.get("state") == "closed":
         return skip(f"pull request #{number} is closed")
     return review(repo, number, f"requested by @{author} in a comment", author)
+
+
+def is_command(body, phrase):
+    """Whether a line of the comment starts with the phrase as a whole word (any case):
+    "/review" and "/review please" do, "/reviewers: @alice" and "> /review" (a quote) do not."""
+    phrase = phrase.lower()
+    for line in body.splitlines():
+        line = line.strip().lower()
+        after = line[len(phrase) : len(phrase) + 1]
+        if line.startswith(phrase) and not (after.isalnum() or (after and after in "_-/")):
+            return True
+    return False
 
 
 def review(repo, number, reason, requested_by):

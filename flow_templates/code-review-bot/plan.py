@@ -62,11 +62,8 @@ def main(event, ctx):
     decision = ctx.steps.get("check") or {}
     repo, number = decision["repo"], decision["number"]
     settings = ctx.settings
-    part_chars = max(
-        MIN_PART_CHARS,
-        (int_setting(settings, "context_size", 8192) - PROMPT_TOKENS - ANSWER_TOKENS)
-        * CHARS_PER_TOKEN,
-    )
+    context = context_budget(ctx, settings)
+    part_chars = max(MIN_PART_CHARS, (context - PROMPT_TOKENS - ANSWER_TOKENS) * CHARS_PER_TOKEN)
 
     pr = (event.get("payload") or {}).get("pull_request")
     if not pr:
@@ -189,17 +186,18 @@ def file_prompt(f, part, index, count, max_issues):
         what = f"`{f['filename']}` ({f.get('status', 'modified')})"
     if count > 1:
         what += f", part {index} of {count}"
+    # The instructions come before the patch: a prompt cut to fit a context loses its end.
     return (
         f"Review the changes to {what}.\n"
-        "Each line shows the new file's line number, then + (added), - (removed) or a space "
-        "(unchanged context).\n\n"
-        f"{part}\n\n"
         "Answer with one JSON object and nothing else:\n"
         '{"issues": [{"line": <new line number or null>, "severity": "high" | "medium" | '
         '"low", "message": "<one sentence>"}], "summary": "<one or two sentences on what '
         'changed>"}\n'
         f"List at most {max_issues} potential issues (bugs, security, data loss, "
-        "performance, missing tests), most severe first; an empty list when there are none."
+        "performance, missing tests), most severe first; an empty list when there are none.\n"
+        "Each line below shows the new file's line number, then + (added), - (removed) or a "
+        "space (unchanged context).\n\n"
+        f"{part}"
     )
 
 
@@ -226,6 +224,25 @@ def list_setting(settings, name, default):
     if isinstance(value, str):
         value = re.split(r"[,\n]", value)
     return [str(v).strip() for v in value if str(v).strip()]
+
+
+def context_budget(ctx, settings):
+    """The context the parts are cut for: the context_size setting, or the LLM connection's
+    context size when that is smaller (the connection would otherwise cut each prompt itself,
+    instructions included, and the comment would claim more than the model saw)."""
+    setting = int_setting(settings, "context_size", 8192)
+    try:
+        connection = ctx.call("llm.info", {}).get("context_size")
+    except CapabilityError as exc:
+        ctx.warn(f"Could not read the LLM connection's context size: {exc}")
+        connection = None
+    if connection and connection < setting:
+        ctx.info(
+            f"Cutting the patches for a context of {connection} tokens, the LLM connection's "
+            f"context size (the context_size setting says {setting})."
+        )
+        return connection
+    return setting
 
 
 # ---- GitHub -----------------------------------------------------------------------------------

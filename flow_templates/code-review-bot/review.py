@@ -28,6 +28,7 @@ def main(event, ctx):
     path, parts = item["path"], item["parts"]
     entry = {key: item[key] for key in ("path", "status", "previous", "additions", "deletions")}
     entry.update(truncated=item["truncated"], parts=len(parts), issues=[], summaries=[], errors=[])
+    cut = []
     for index, part in enumerate(parts, 1):
         label = path if len(parts) == 1 else f"{path} (part {index} of {len(parts)})"
         part_name = f"part {index} of {len(parts)}" if len(parts) > 1 else ""
@@ -35,11 +36,15 @@ def main(event, ctx):
             entry["errors"].append([part_name, "not reached: the review ran out of time"])
             continue
         try:
-            answer = ask(ctx, plan, part["prompt"])
+            result = ask_with_retry(ctx, plan, part["prompt"], label, started)
         except ctx.CapabilityError as exc:
             ctx.error(f"The model failed on {label}: {exc}")
             entry["errors"].append([part_name, f"the model failed: {exc}"])
             continue
+        if result.get("truncated"):
+            # The LLM connection cut the prompt: the comment says the model saw only a part.
+            cut.append(str(index))
+        answer = result.get("content") or ""
         value = parse_json(answer)
         if value is None:
             ctx.warn(f"The model's answer on {label} was not JSON; kept as text.")
@@ -50,11 +55,26 @@ def main(event, ctx):
                 entry["issues"].append(issue)
         if clean(value.get("summary")):
             entry["summaries"].append(clean(value.get("summary")))
+    if cut:
+        what = "the patch" if len(parts) == 1 else f"part {', '.join(cut)} of {len(parts)}"
+        note = f"the LLM connection cut {what} to fit its context: the model saw only the start"
+        entry["truncated"] = "; ".join(filter(None, [entry["truncated"], note]))
     if len(entry["errors"]) == len(parts):
         raise ReviewFailure(entry["errors"][0][1])
     entry["issues"] = sorted(entry["issues"], key=by_severity)[:max_issues]
     ctx.info(f"Reviewed {path}: {len(entry['issues'])} potential issues.")
     return entry
+
+
+def ask_with_retry(ctx, plan, prompt, label, started):
+    """One more try after a failure that may pass (a garbled or overloaded answer), in time."""
+    try:
+        return ask(ctx, plan, prompt)
+    except ctx.CapabilityError as exc:
+        if not exc.retryable or time.monotonic() - started > TIME_BUDGET_S:
+            raise
+        ctx.warn(f"The model failed on {label}, asking once more: {exc}")
+    return ask(ctx, plan, prompt)
 
 
 def ask(ctx, plan, prompt):
@@ -66,7 +86,7 @@ def ask(ctx, plan, prompt):
     }
     if plan["model"]:
         payload["model"] = plan["model"]
-    return ctx.call("llm.chat", payload).get("content") or ""
+    return ctx.call("llm.chat", payload)
 
 
 def int_setting(settings, name, default):

@@ -10,6 +10,7 @@ from django.db.models import Subquery
 from django.utils import timezone
 
 from flows import templating
+from flows.document import upgrade
 from flows.engine import logs
 from flows.engine.errors import FlowNotDeployed, FlowPaused
 from flows.engine.queue import dispatch
@@ -117,6 +118,18 @@ def _cancel_older(run: Run, limit: int) -> None:
     dispatch_waiting(run.flow_id)
 
 
+def with_pins(plan: dict, pinned: dict) -> dict:
+    """A test run's plan with the outputs pinned in the builder: those steps (outside loops)
+    do not run, and the steps after them start from the pinned data."""
+    outside_loops = {s["id"] for s in plan.get("steps", []) if not s.get("parent")}
+    pins = {
+        step: {"output": pin.get("output"), "port": pin.get("port") or "out"}
+        for step, pin in pinned.items()
+        if step in outside_loops and isinstance(pin, dict)
+    }
+    return {**plan, "pinned": pins} if pins else plan
+
+
 def start_run(
     flow: Flow,
     *,
@@ -126,16 +139,20 @@ def start_run(
     version: FlowVersion | None = None,
     draft: bool = False,
 ) -> tuple[Run, bool]:
-    """Create a queued run and enqueue it; a repeated delivery id returns the first run unrun."""
+    """Create a queued run and enqueue it; a repeated delivery id returns the first run unrun,
+    unless that run failed: a redelivery of a failed delivery runs again."""
     from flows.compiler import compile_document
 
     delivery_id = (delivery_id or "")[:200]
+    failed = None
     if delivery_id:
         existing = Run.objects.filter(flow=flow, delivery_id=delivery_id).first()
-        if existing is not None:
+        if existing is not None and existing.status != Run.Status.FAILED:
             return existing, False
+        failed = existing
     if draft:
         plan, version = compile_document(flow.document, flow.owner), None
+        plan = with_pins(plan, upgrade(flow.document).get("pinned") or {})
     else:
         if version is None:
             if flow.status == Flow.Status.PAUSED:
@@ -146,8 +163,26 @@ def start_run(
                 )
             version = flow.current_version
         plan = version.plan
+    if failed is not None:
+        _release_delivery(failed, delivery_id)
     return create_run(
-        flow, trigger=trigger, event=event, plan=plan, version=version, delivery_id=delivery_id
+        flow,
+        trigger=trigger,
+        event=event,
+        plan=plan,
+        version=version,
+        delivery_id=delivery_id,
+        rerun_of=failed,
+    )
+
+
+def _release_delivery(failed: Run, delivery_id: str) -> None:
+    """The failed run gives up its delivery id (renamed, so one_run_per_delivery lets the new run
+    have it). The conditional UPDATE is atomic: of two simultaneous redeliveries one releases it,
+    and the other then meets the new run's id on insert and is answered as a duplicate."""
+    suffix = f"~failed-run-{failed.pk}"
+    Run.objects.filter(pk=failed.pk, delivery_id=delivery_id, status=Run.Status.FAILED).update(
+        delivery_id=delivery_id[: 200 - len(suffix)] + suffix
     )
 
 

@@ -3,7 +3,8 @@
 A thin client on the shared HTTP path rather than a GitHub library: every call then gets the same
 timeouts, retries, size cap and worded errors as the other services, and nothing heavy is added.
 Auth is a token (connection secret `token`: a fine-grained or classic personal access token, or a
-GitHub App installation token). The API base is FLOWS_GITHUB_API_URL, or the connection's `api_url`
+GitHub App installation token), or a GitHub App (config `app_id`, optional `installation_id`,
+secret `private_key`; see github_app). The API base is FLOWS_GITHUB_API_URL, or the connection's `api_url`
 (GitHub Enterprise: https://github.example.com/api/v3).
 """
 
@@ -20,6 +21,7 @@ from django.conf import settings
 from flows.capabilities import CapabilityContext, CapabilityError
 from flows.catalog import Param
 from integrations.capabilities import offer
+from integrations.services import github_app
 from integrations.services.base import ServiceClient, ServiceError, seconds, short_detail
 
 REPO_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
@@ -55,6 +57,46 @@ MARKER = Param(
 )
 
 
+# The repository permissions (of a fine-grained token or a GitHub App) each capability needs.
+PR_READ = (("Pull requests", "read"), ("Contents", "read"))
+WRITE = (("Issues", "read and write"), ("Pull requests", "read and write"))
+PERMISSIONS: dict[str, tuple[tuple[str, str], ...]] = {
+    "github.pr.get": PR_READ,
+    "github.pr.files": PR_READ,
+    "github.pr.diff": PR_READ,
+    "github.pr.update": (("Pull requests", "read and write"),),
+    "github.comments.list": (("Issues", "read"),),
+    "github.comment.find": (("Issues", "read"),),
+    "github.comment.create": WRITE,
+    "github.comment.update": WRITE,
+    "github.comment.upsert": WRITE,
+    "github.labels.add": WRITE,
+    "github.labels.remove": WRITE,
+    "github.issue.create": (("Issues", "read and write"),),
+    "github.issue.reply": WRITE,
+}
+# The names of webhook events on a GitHub App's settings page ("Subscribe to events").
+APP_EVENTS = {
+    "pull_request": "Pull request",
+    "issue_comment": "Issue comment",
+    "issues": "Issues",
+    "push": "Push",
+    "pull_request_review": "Pull request review",
+    "pull_request_review_comment": "Pull request review comment",
+    "release": "Release",
+}
+
+
+def permissions_needed(capabilities: list[str]) -> list[str]:
+    """'Issues: read and write', ... for these capabilities, Metadata: read (always) included."""
+    levels: dict[str, str] = {"Metadata": "read"}
+    for name in capabilities:
+        for permission, level in PERMISSIONS.get(name, ()):
+            if levels.get(permission) != "read and write":
+                levels[permission] = level
+    return [f"{permission}: {level}" for permission, level in sorted(levels.items())]
+
+
 def marker_tag(marker: str) -> str:
     return f"<!-- flowbuilder:{marker} -->"
 
@@ -74,13 +116,28 @@ class GitHub(ServiceClient):
     service = "github"
     name = "GitHub"
 
-    def __init__(self, config: dict, secrets: dict | None, log=None, limits: dict | None = None):
-        token = (secrets or {}).get("token", "")
+    def __init__(
+        self,
+        config: dict,
+        secrets: dict | None,
+        log=None,
+        limits: dict | None = None,
+        event_installation: str = "",
+    ):
+        api_url = (config.get("api_url") or "").strip()
+        base_url = self.api_url(config)
+        self.app: github_app.AppCredentials | None = None
+        if github_app.is_app(config):
+            self.app = github_app.credentials_for(
+                config, secrets or {}, base_url, event_installation
+            )
+            token = github_app.installation_token(self.app, log=log)
+        else:
+            token = (secrets or {}).get("token", "")
         if not token:
             raise CapabilityError("The GitHub connection has no token: add one to the connection.")
-        api_url = (config.get("api_url") or "").strip()
         super().__init__(
-            base_url=(api_url or settings.FLOWS_GITHUB_API_URL).rstrip("/"),
+            base_url=base_url,
             headers={
                 "Authorization": f"Bearer {token}",
                 "Accept": "application/vnd.github+json",
@@ -93,9 +150,32 @@ class GitHub(ServiceClient):
         )
         self.limits = limits or {}
 
+    @staticmethod
+    def api_url(config: dict) -> str:
+        return ((config.get("api_url") or "").strip() or settings.FLOWS_GITHUB_API_URL).rstrip("/")
+
     @classmethod
     def for_context(cls, ctx: CapabilityContext) -> GitHub:
-        return cls(ctx.connection_config or {}, ctx.secrets, ctx.log, ctx.limits)
+        config = ctx.connection_config or {}
+        installation = ""
+        if github_app.is_app(config) and not config.get("installation_id"):
+            installation = _event_installation(ctx.run_id)
+        return cls(config, ctx.secrets, ctx.log, ctx.limits, installation)
+
+    def send(self, request: httpx.Request, *, what: str = "") -> httpx.Response:
+        try:
+            return super().send(request, what=what)
+        except ServiceError as exc:
+            if exc.status != 401 or self.app is None:
+                raise
+        # GitHub refused the App's cached token (revoked, or the installation changed): once
+        # more with a fresh one.
+        self.log("warning", "GitHub refused the App's installation token; signing in again.")
+        token = github_app.installation_token(self.app, fresh=True, log=self._log)
+        self.secrets.append(token)
+        self.client.headers["Authorization"] = f"Bearer {token}"
+        request.headers["Authorization"] = f"Bearer {token}"
+        return super().send(request, what=what)
 
     def check_repo(self, repo: str) -> str:
         repo = repo.strip()
@@ -200,7 +280,10 @@ class GitHub(ServiceClient):
         return items
 
     def viewer_login(self) -> str | None:
-        """The token's own login, or None for tokens that cannot read /user (GitHub Apps)."""
+        """The token's own login ("<app slug>[bot]" for a GitHub App), or None for tokens that
+        cannot read /user (an installation token pasted as a token)."""
+        if self.app is not None:
+            return github_app.app_login(self.app, log=self._log)
         try:
             return self.request("GET", "/user", what="the token's user").json().get("login")
         except ServiceError as exc:
@@ -221,6 +304,19 @@ class GitHub(ServiceClient):
             if tag in (comment.get("body") or "") and (login is None or author == login):
                 return comment
         return None
+
+
+def _event_installation(run_id: int | None) -> str:
+    """The installation id a GitHub App's webhook delivery names (`installation.id`), if any."""
+    from flows.models import Run
+
+    if run_id is None:
+        return ""
+    event = Run.objects.filter(pk=run_id).values_list("event", flat=True).first()
+    payload = event.get("payload") if isinstance(event, dict) else None
+    installation = payload.get("installation") if isinstance(payload, dict) else None
+    value = installation.get("id") if isinstance(installation, dict) else None
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else ""
 
 
 def _repo_matches(repo: str, allowed: str) -> bool:
@@ -553,7 +649,10 @@ def issue_reply(ctx: CapabilityContext, payload: dict) -> dict:
 
 
 def test(config: dict, secrets: dict) -> str:
-    """One cheap real call: who the token belongs to."""
+    """One cheap real call: who the token belongs to (for an App: the App, and a token for its
+    configured installation)."""
+    if github_app.is_app(config):
+        return github_app.test(config, secrets, GitHub.api_url(config))
     with GitHub(config, secrets) as gh:
         user = gh.request("GET", "/user", what="the token's user").json()
     return f"Connected to GitHub as {user.get('login', 'an unnamed user')}."

@@ -11,7 +11,9 @@ Connection config: `base_url` (e.g. https://api.openai.com/v1, http://localhost:
 
 from __future__ import annotations
 
+import json
 import math
+import re
 from typing import Any
 
 import httpx
@@ -204,22 +206,17 @@ def chat(ctx: CapabilityContext, payload: dict) -> dict:
         options["max_tokens"] = payload["max_tokens"]
     with LLMServer(config, ctx.secrets, ctx.log) as server, server.openai_client() as client:
         try:
-            completion = client.chat.completions.create(model=model, messages=messages, **options)
+            raw = client.chat.completions.with_raw_response.create(
+                model=model, messages=messages, **options
+            )
         except openai.OpenAIError as exc:
             raise server.fail(
-                f"{server.name} gave an answer that is not a chat completion: {exc}"
+                f"{server.name} gave an answer that is not a chat completion: {exc}",
+                retryable=True,
             ) from None
-    if not completion.choices:
-        raise CapabilityError(f"The LLM server answered with no choices for model {model}.")
-    choice = completion.choices[0]
-    content = choice.message.content or ""
-    if completion.usage is not None:
-        usage = {
-            "prompt_tokens": completion.usage.prompt_tokens,
-            "completion_tokens": completion.usage.completion_tokens,
-            "total_tokens": completion.usage.total_tokens,
-        }
-    else:
+        answer = read_completion(server, raw.http_response, model)
+    content, usage = answer["content"], answer["usage"]
+    if usage is None:
         # Some servers leave usage out: count by the same estimate used for trimming.
         prompt = sum(estimate_tokens(m["content"]) for m in messages)
         usage = {
@@ -230,11 +227,63 @@ def chat(ctx: CapabilityContext, payload: dict) -> dict:
     ctx.record_usage(usage)
     return {
         "content": content,
-        "model": completion.model or model,
+        "model": answer["model"],
         "usage": usage,
-        "finish_reason": choice.finish_reason,
+        "finish_reason": answer["finish_reason"],
         "truncated": truncated,
     }
+
+
+def read_completion(server: LLMServer, response: httpx.Response, model: str) -> dict[str, Any]:
+    """The content, model, finish reason and usage of a chat completion answer.
+
+    Anything else (HTML from a proxy, an empty body, JSON of another shape) is a retryable error
+    that says what came back: such answers come from overloaded or restarting servers and
+    gateways, which usually answer properly a moment later.
+    """
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    choices = body.get("choices") if isinstance(body, dict) else None
+    first = choices[0] if isinstance(choices, list) and choices else None
+    message = first.get("message") if isinstance(first, dict) else None
+    content = message.get("content") if isinstance(message, dict) else None
+    if content is not None and not isinstance(content, str):
+        message = None
+    if not isinstance(message, dict):
+        raise server.fail(
+            f"{server.name} gave an answer that is not a chat completion for model {model}: "
+            f"{_describe_body(response)}.",
+            retryable=True,
+            status=response.status_code,
+        )
+    usage = body.get("usage")
+    counts = ("prompt_tokens", "completion_tokens", "total_tokens")
+    if not (isinstance(usage, dict) and all(isinstance(usage.get(k), int) for k in counts)):
+        usage = None
+    return {
+        "content": content or "",
+        "model": body.get("model") if isinstance(body.get("model"), str) else model,
+        "finish_reason": first.get("finish_reason"),
+        "usage": {k: usage[k] for k in counts} if usage else None,
+    }
+
+
+def _describe_body(response: httpx.Response) -> str:
+    text = response.text.strip()
+    kind = response.headers.get("content-type", "").split(";")[0].strip() or "no content type"
+    if not text:
+        return f"an empty body ({kind})"
+    if text.startswith("<"):
+        title = re.search(r"<title>(.*?)</title>", text, re.I | re.S)
+        named = f" titled “{' '.join(title.group(1).split())[:100]}”" if title else ""
+        return f"an HTML page{named}"
+    try:
+        json.loads(text)
+    except ValueError:
+        return f"text that is not JSON ({kind}): “{' '.join(text.split())[:100]}”"
+    return f"JSON without a message in choices: “{' '.join(text.split())[:100]}”"
 
 
 offer(
@@ -263,6 +312,33 @@ offer(
         "finish_reason, truncated}"
     ),
 )(chat)
+
+
+def info(ctx: CapabilityContext, payload: dict) -> dict:
+    """What the bound LLM connection says about its model, without a call to the server: steps
+    that cut text for the model size it by the connection's context, not by a guess."""
+    config = ctx.connection_config or {}
+    try:
+        context_size = int(config.get("context_size") or 0)
+    except (TypeError, ValueError):
+        context_size = 0
+    return {
+        "model": (ctx.limits or {}).get("model") or config.get("model") or "",
+        "context_size": context_size if context_size > 0 else None,
+    }
+
+
+offer(
+    "llm.info",
+    service="llm",
+    title="LLM: connection info",
+    description=(
+        "The LLM connection's default model and context size in tokens (null when the "
+        "connection does not say), to size prompts; asks the server nothing."
+    ),
+    params=(),
+    result="{model, context_size}",
+)(info)
 
 
 def test(config: dict, secrets: dict) -> tuple[bool, str]:

@@ -440,7 +440,7 @@
     doc = G.normalise(JSON.parse($("#flow-document").textContent));
     catalog = JSON.parse($("#block-catalog").textContent);
     drawing = new window.FlowBuilderRender.Drawing(canvas, svg, catalog);
-    runs = new window.FlowBuilderRuns.RunStatus($("#test-output"), canvas);
+    runs = new window.FlowBuilderRuns.RunStatus($("#test-output"), canvas, app);
     new window.FlowBuilderAutocomplete.Autocomplete(inspector, function () { return doc; }, $("#test-panel"));
     connections = new window.FlowBuilderConnections.Connections(
       catalog, JSON.parse($("#capability-services").textContent));

@@ -1,5 +1,6 @@
 """A fake GitHub REST API: pull requests with paginated files and diffs, issue comments with ids,
-labels, issues, tokens with fine-grained permissions, and GitHub's own error bodies.
+labels, issues, tokens with fine-grained permissions, GitHub Apps (JWT-checked installation
+tokens), and GitHub's own error bodies.
 
     with FakeGitHub() as github:
         github.add_pull("octo/hello", 2, title="Fix", files=[{"filename": "a.py", "patch": "..."}])
@@ -10,10 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
+import secrets
 import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
+
+import jwt
 
 from tests.fakes.base import Answer, FakeServer, Recorded
 
@@ -50,6 +55,7 @@ class FakeGitHub(FakeServer):
         self.repos: dict[str, dict[str, Any]] = {}
         self.comments: dict[int, dict[str, Any]] = {}
         self.next_id = 1000
+        self.apps: dict[str, dict[str, Any]] = {}
         self.token = token
         self.login = login
         self.add_token(token, login)
@@ -58,6 +64,29 @@ class FakeGitHub(FakeServer):
     # state helpers -----------------------------------------------------------------------------
     def add_token(self, token: str, login: str, permissions: dict[str, str] | None = None) -> None:
         self.tokens[token] = {"login": login, "permissions": dict(permissions or ALL_PERMISSIONS)}
+
+    def add_app(
+        self,
+        app_id: int,
+        public_key_pem: bytes,
+        *,
+        slug: str = "flowbot-app",
+        installations: tuple[int, ...] = (1,),
+        token_lifetime_s: int = 3600,
+    ) -> None:
+        """A GitHub App: its JWTs are checked against the public key, its installations get
+        tokens (login "<slug>[bot]") from POST /app/installations/{id}/access_tokens."""
+        self.apps[str(app_id)] = {
+            "public_key": public_key_pem,
+            "slug": slug,
+            "installations": set(installations),
+            "lifetime": token_lifetime_s,
+        }
+
+    @property
+    def minted(self) -> list[Recorded]:
+        """The installation token requests, in order."""
+        return self.requests_to("POST", r"/app/installations/\d+/access_tokens")
 
     def add_repo(self, full_name: str) -> dict[str, Any]:
         return self.repos.setdefault(
@@ -168,11 +197,77 @@ class FakeGitHub(FakeServer):
     def dispatch(self, request: Recorded) -> Answer:
         auth = request.headers.get("authorization", "")
         token = auth.removeprefix("Bearer ").removeprefix("token ")
-        if token not in self.tokens:
+        if request.path == "/app" or request.path.startswith("/app/"):
+            with self.lock:
+                self.requests.append(request)
+                return self.as_app(request, token)
+        known = self.tokens.get(token)
+        if known is None or known.get("expires_at", float("inf")) <= time.time():
             with self.lock:
                 self.requests.append(request)
             return Answer(401, {"message": "Bad credentials", "documentation_url": DOCS})
         return super().dispatch(request)
+
+    # the App's own endpoints, authenticated by its JWT ---------------------------------------
+    def as_app(self, request: Recorded, token: str) -> Answer:
+        app, problem = self._verify_jwt(token)
+        if app is None:
+            return Answer(401, {"message": problem, "documentation_url": DOCS})
+        if request.method == "GET" and request.path == "/app":
+            return Answer(200, {"id": int(app["id"]), "slug": app["slug"], "name": app["slug"]})
+        match = re.fullmatch(r"/app/installations/(\d+)/access_tokens", request.path)
+        if request.method != "POST" or not match:
+            return not_found()
+        if int(match.group(1)) not in app["installations"]:
+            return not_found()
+        minted = "ghs_" + secrets.token_hex(18)
+        expires = time.time() + app["lifetime"]
+        self.tokens[minted] = {
+            "login": f"{app['slug']}[bot]",
+            "permissions": dict(ALL_PERMISSIONS),
+            "installation": int(match.group(1)),
+            "expires_at": expires,
+        }
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(expires))
+        return Answer(
+            201,
+            {"token": minted, "expires_at": stamp, "permissions": dict(ALL_PERMISSIONS)},
+        )
+
+    def _verify_jwt(self, token: str) -> tuple[dict[str, Any] | None, str]:
+        """The App whose key signed this RS256 JWT with GitHub's claims, or why not."""
+        try:
+            header = jwt.get_unverified_header(token)
+            issuer = str(jwt.decode(token, options={"verify_signature": False}).get("iss"))
+        except jwt.PyJWTError:
+            return None, "A JSON web token could not be decoded"
+        app = self.apps.get(issuer)
+        if app is None or header.get("alg") != "RS256":
+            return None, "A JSON web token could not be decoded"
+        try:
+            claims = jwt.decode(
+                token,
+                app["public_key"],
+                algorithms=["RS256"],
+                options={"require": ["iat", "exp", "iss"]},
+                leeway=0,
+            )
+        except jwt.ExpiredSignatureError:
+            return (
+                None,
+                "'Expiration time' claim ('exp') must be a numeric value representing the future time at which the assertion expires",
+            )
+        except jwt.PyJWTError:
+            return None, "A JSON web token could not be decoded"
+        now = time.time()
+        if claims["exp"] - now > 600:
+            return None, "'Expiration time' claim ('exp') is too far in the future"
+        if claims["iat"] > now + 1:
+            return (
+                None,
+                "'Issued at' claim ('iat') must be an Integer representing the time that the assertion was issued",
+            )
+        return {**app, "id": issuer}, ""
 
     def _caller(self, request: Recorded) -> dict[str, Any]:
         auth = request.headers["authorization"]
@@ -198,7 +293,13 @@ class FakeGitHub(FakeServer):
         return self.repos.get(f"{owner}/{name}".lower())
 
     def get_user(self, request: Recorded) -> Answer:
-        return Answer(200, {"login": self._caller(request)["login"], "id": 1, "type": "User"})
+        caller = self._caller(request)
+        if "installation" in caller:
+            return Answer(
+                403,
+                {"message": "Resource not accessible by integration", "documentation_url": DOCS},
+            )
+        return Answer(200, {"login": caller["login"], "id": 1, "type": "User"})
 
     def get_repo(self, request: Recorded, owner: str, name: str) -> Answer:
         repo = self._repo(owner, name)

@@ -904,3 +904,39 @@ def test_the_run_page_shows_when_parallel_steps_started(make_flow, user, llm):
     client.force_login(user)
     page = client.get(f"/runs/{run.pk}/").content.decode()
     assert page.count('<span title="Started this long after the run started">started +') == 2
+
+
+def test_a_test_run_uses_pinned_outputs_and_ports_instead_of_running_the_steps(
+    make_flow, breaking_block
+):
+    document = doc(
+        [
+            {"id": "fetch", "kind": "test.breakable", "config": {"fail": True}},
+            {"id": "check", "kind": "logic.if", "config": {"condition": "true"}},
+            text("yes", "yes {{ steps.fetch.ok }}"),
+            text("no", "no {{ steps.fetch.ok }}"),
+        ],
+        [
+            ["trigger", "out", "fetch"],
+            ["fetch", "out", "check"],
+            ["check", "true", "yes"],
+            ["check", "false", "no"],
+        ],
+        pinned={
+            "fetch": {"output": {"ok": "pinned"}, "port": "out"},
+            "check": {"output": {"result": False}, "port": "false"},
+        },
+    )
+    flow = make_flow(document, deployed=False)
+    run, _ = start_run(flow, trigger="manual", event={}, draft=True)
+    run.refresh_from_db()
+    assert run.status == Run.Status.SUCCEEDED
+    assert run.output == {"text": "no pinned"}
+    assert steps_of(run)[("", "fetch")][:2] == ("succeeded", "out")
+    assert steps_of(run)[("", "yes")][0] == "skipped"
+    # Deployed versions never use pins; exports leave them out.
+    deploy(flow, flow.owner)
+    flow.refresh_from_db()
+    deployed = run_manual(flow, {})
+    assert deployed.status == Run.Status.FAILED
+    assert "pinned" not in export_document(document)

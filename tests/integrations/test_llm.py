@@ -197,3 +197,42 @@ def test_trim_to_budget_keeps_short_text_and_cuts_long_text_at_a_line():
     assert trimmed[: -len(TRUNCATION_NOTE)].split("\n")[-1] in {f"line {i}" for i in range(100)}
     assert trim_to_budget("abcdef", 1) == ("abcd", True)
     assert trim_to_budget("abc", 0) == ("", True)
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "described"),
+    [
+        (
+            b"<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>",
+            {"Content-Type": "text/html"},
+            "an HTML page titled “502 Bad Gateway”",
+        ),
+        (b"", {"Content-Type": "application/json"}, "an empty body (application/json)"),
+        (
+            b"upstream connect error",
+            {"Content-Type": "application/json"},
+            "text that is not JSON (application/json): “upstream connect error”",
+        ),
+        (
+            b'{"object": "list", "data": []}',
+            {"Content-Type": "application/json"},
+            'JSON without a message in choices: “{"object": "list", "data": []}”',
+        ),
+        (
+            b'{"choices": [{"index": 0, "message": null}]}',
+            {"Content-Type": "application/json"},
+            'JSON without a message in choices: “{"choices": [{"index": 0, "message": null}]}”',
+        ),
+    ],
+)
+def test_a_malformed_answer_is_a_retryable_error_that_says_what_came_back(
+    llm, chat_ctx, body, headers, described
+):
+    llm.fail_next(200, body, headers=headers)
+    with pytest.raises(CapabilityError) as error:
+        call("llm.chat", chat_ctx, {"prompt": "hi"})
+    assert error.value.message == (
+        f"The LLM server at 127.0.0.1 gave an answer that is not a chat completion for model "
+        f"llama3: {described}."
+    )
+    assert error.value.retryable is True

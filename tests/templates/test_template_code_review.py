@@ -286,7 +286,7 @@ def test_a_comment_starting_with_the_trigger_phrase_starts_a_review(
             "issue_comment",
             comment_event(7, "Looks good, but please /review the tests"),
             {},
-            "the comment on #7 does not start with '/review'",
+            "the comment on #7 has no line starting with the command '/review'",
         ),
         (
             "pull_request",

@@ -575,3 +575,41 @@ def test_template_fields_complete_paths_from_the_last_test_run(page):
     page.keyboard.press("Escape")
     expect(suggestions).to_be_hidden()
     expect(field).to_have_value("{{ event.name }} {{ steps.a.text }} {{ set")
+
+
+def test_a_pinned_output_lets_later_test_runs_start_from_it(page):
+    new_flow(page, "pia", "Pins")
+    document = messy_document()
+    document["steps"] = [template_step("a"), template_step("b")]
+    document["steps"][1]["config"]["template"] = "after {{ steps.a.text }}"
+    document["edges"] = [["trigger", "out", "a"], ["a", "out", "b"]]
+    document["layout"] = {}
+    Flow.objects.filter(owner__username="pia").update(document=document)
+    page.reload()
+    page.get_by_role("button", name="Test run").click()
+    page.get_by_role("button", name="Run the draft").click()
+    expect(page.locator("#node-a .node-run")).to_have_text("Succeeded")
+    page.locator("#node-a").click()
+    page.get_by_role("button", name="Pin this output").click()
+    expect(page.locator("#node-a .node-pin")).to_have_text("Pinned")
+    expect(page.locator("#inspector .node-pin-bar")).to_contain_text("Pinned: test runs use")
+    screenshot(page, "builder-pinned")
+
+    # Step a now says something else, but the pinned output is what step b gets.
+    page.locator("#param-template").fill("changed")
+    page.get_by_role("button", name="Test run").click()
+    page.get_by_role("button", name="Run the draft").click()
+    expect(page.locator("#test-output .run-status .badge")).to_have_text("Succeeded")
+    expect(page.locator("#test-output .logs")).to_contain_text(
+        "pinned sample data used instead of running"
+    )
+    expect(page.locator("#test-output")).to_contain_text('"text": "after a"')
+    assert Flow.objects.get(owner__username="pia").document["pinned"] == {
+        "a": {"output": {"text": "a"}, "port": "out"}
+    }
+    # Unpinning (undoable like any change) lets the step run again.
+    page.locator("#node-a").click()
+    page.get_by_role("button", name="Unpin").click()
+    expect(page.locator("#node-a .node-pin")).to_have_count(0)
+    page.keyboard.press("Control+z")
+    expect(page.locator("#node-a .node-pin")).to_have_text("Pinned")

@@ -2,10 +2,14 @@
 only ever shown as their last four characters."""
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from django.test import override_settings
+from django.utils.html import escape
 
 from flows.models import Flow
 from integrations.models import Connection
+from integrations.services import github_app
 from tests.fakes.github import FakeGitHub
 
 TOKEN = "ghp_fakeToken1234567890abcdWXYZ"
@@ -52,7 +56,7 @@ def test_a_secret_is_shown_only_as_its_last_four_characters(alice_client, alice)
 def test_a_missing_token_is_explained_next_to_the_field(alice_client):
     response = add_github(alice_client, token="")
     assert response.status_code == 400
-    assert "This field is required." in response.content.decode()
+    assert "Fill in a token, or the App ID and private key of an App." in response.content.decode()
     assert not Connection.objects.exists()
 
 
@@ -96,4 +100,80 @@ def test_deleting_a_connection_names_the_flows_that_use_it(alice_client, alice):
     assert "Reviewer" in confirm
     response = alice_client.post(f"/connections/{connection.pk}/delete/", follow=True)
     assert "Deleted the connection “Work GitHub” and its credentials." in response.content.decode()
+    assert not Connection.objects.exists()
+
+
+@pytest.fixture(scope="module")
+def app_key() -> tuple[str, bytes]:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    ).decode()
+    public = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return private, public
+
+
+def test_a_github_app_connection_keeps_its_private_key_encrypted_and_signs_in(
+    alice_client, github, app_key
+):
+    github_app.forget_tokens()
+    github.add_app(4242, app_key[1], slug="review-app", installations=(31,))
+    form = alice_client.get("/connections/new/github/").content.decode()
+    assert "GitHub App ID" in form and 'name="private_key"' in form
+    response = alice_client.post(
+        "/connections/new/github/",
+        {"name": "Review App", "app_id": "4242", "private_key": app_key[0], "token": ""},
+    )
+    assert response["Location"] == "/connections/"
+    connection = Connection.objects.get()
+    assert connection.config == {"app_id": "4242"}
+    assert connection.get_secrets() == {"private_key": app_key[0].strip()}
+    assert "PRIVATE KEY" not in connection.secrets_encrypted
+    edit = alice_client.get(f"/connections/{connection.pk}/edit/").content.decode()
+    assert "BEGIN RSA PRIVATE KEY" not in edit
+
+    tested = alice_client.post(f"/connections/{connection.pk}/test/", follow=True)
+    assert (
+        "“Review App” works: Signed in to GitHub as the App review-app. Each run uses the "
+        "installation its event names; set an installation ID for runs that do not start from "
+        "a GitHub event."
+    ) in tested.content.decode()
+
+    alice_client.post(
+        f"/connections/{connection.pk}/edit/",
+        {"name": "Review App", "app_id": "4242", "installation_id": "31"},
+    )
+    connection.refresh_from_db()
+    assert connection.config == {"app_id": "4242", "installation_id": "31"}
+    tested = alice_client.post(f"/connections/{connection.pk}/test/", follow=True)
+    assert "Signed in to GitHub as the App review-app, installation 31." in (
+        tested.content.decode()
+    )
+    assert [r.path for r in github.minted] == ["/app/installations/31/access_tokens"]
+    github_app.forget_tokens()
+
+
+@pytest.mark.parametrize(
+    ("fields", "error"),
+    [
+        (
+            {"app_id": "4242", "private_key": "not a key"},
+            "The private key is not a PEM private key: paste the whole .pem file GitHub gave "
+            "you, from -----BEGIN RSA PRIVATE KEY----- to its END line.",
+        ),
+        ({"app_id": "4242"}, "A GitHub App needs its private key."),
+        ({"app_id": "4242", "token": TOKEN}, "Fill in either a token or a GitHub App"),
+        ({"app_id": "my app"}, "The App ID is a number, e.g. 123456."),
+    ],
+)
+def test_a_github_app_connection_that_cannot_sign_in_is_refused_in_words(
+    alice_client, fields, error
+):
+    response = alice_client.post("/connections/new/github/", {"name": "App", **fields})
+    assert response.status_code == 400
+    assert escape(error) in response.content.decode()
     assert not Connection.objects.exists()

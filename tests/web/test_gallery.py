@@ -82,3 +82,22 @@ def test_another_users_connection_cannot_be_chosen(alice_client, alice, bob):
 
 def test_an_unknown_template_is_not_found(alice_client):
     assert alice_client.post("/templates/no-such-thing/use/").status_code == 404
+
+
+def test_the_setup_page_says_what_to_enter_for_a_repository_webhook_or_a_github_app(
+    alice_client, alice
+):
+    alice_client.post("/templates/code-review-bot/use/")
+    flow = Flow.objects.get(owner=alice)
+    setup = alice_client.get(f"/flows/{flow.pk}/setup/").content.decode()
+    assert "4</span> Point GitHub at the flow" in setup
+    hook = f"http://testserver/hooks/github/{flow.webhook_token}/"
+    assert f'<dt>Webhook URL</dt><dd><code class="copy" id="github-app-url">{hook}</code>' in setup
+    assert f"<dt>Webhook secret</dt><dd><code>{flow.webhook_secret}</code></dd>" in setup
+    assert (
+        "<dt>Repository permissions</dt><dd><code>Contents: read</code>, <code>Issues: read and "
+        "write</code>, <code>Metadata: read</code>, <code>Pull requests: read and write</code></dd>"
+    ) in setup
+    assert (
+        "<dt>Subscribe to events</dt><dd><code>Issue comment</code>, <code>Pull request</code></dd>"
+    ) in setup

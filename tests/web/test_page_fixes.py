@@ -139,7 +139,7 @@ def test_setting_help_shows_code_as_code_and_says_things_once(alice_client, gree
     body = alice_client.get(f"/flows/{greeter.pk}/setup/").content.decode()
     assert "e.g. <code>0 9 * * 1-5</code> &lt;b&gt;now&lt;/b&gt;." in body
     assert "`" not in body.split("<main")[1]
-    assert "Labels to add, one per line.</p>" in body
+    assert "Labels to add, one per line. Commas separate items too.</p>" in body
     assert re.search("one per line", body, re.IGNORECASE | re.MULTILINE)
     assert len(re.findall("one per line", body, re.IGNORECASE)) == 1
 
@@ -176,11 +176,19 @@ def test_finished_run_page_journey(page: Page, alice, greeter):
     log_in(page, "alice")
     page.goto(f"/runs/{run.pk}/")
 
-    # Tracebacks keep their lines, in the run's error and in the step's.
+    # The run's error and the step's head with one sentence; the traceback is folded below it
+    # and keeps its lines.
     run_error = page.locator(".run-live").get_by_role("alert").first
-    assert run_error.inner_text().splitlines() == ["step 'divide' failed:", *TRACEBACK.splitlines()]
+    assert run_error.inner_text() == "step 'divide' failed: ZeroDivisionError: division by zero"
     step_error = page.locator(f"#run-{run.pk}-item-divide").get_by_role("alert")
-    assert step_error.inner_text().splitlines() == TRACEBACK.splitlines()
+    assert step_error.inner_text() == "ZeroDivisionError: division by zero"
+    whole = page.locator(".run-live > details.error-details").first
+    expect(whole.locator("pre")).to_be_hidden()
+    whole.locator("summary").click()
+    assert whole.locator("pre").inner_text().splitlines() == [
+        "step 'divide' failed:",
+        *TRACEBACK.splitlines(),
+    ]
 
     # A skipped step says so and why; a step never reached did not run (nothing is waiting).
     skipped = page.locator(f"#run-{run.pk}-item-praise")

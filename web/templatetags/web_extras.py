@@ -1,5 +1,6 @@
 """Filters the pages use to show durations, JSON, secrets, token counts, statuses and help text."""
 
+import builtins
 import json
 import re
 from datetime import datetime, timedelta
@@ -128,3 +129,38 @@ def size(value: Any) -> str:
 @register.filter
 def linecount(text: str) -> int:
     return str(text).count("\n") + 1
+
+
+TRACEBACK = "Traceback (most recent call last):"
+SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z“\"'`])")
+EXCEPTION_CLASS = re.compile(r"^(?:[A-Za-z_]\w*\.)*(?P<name>[A-Za-z_]\w*): ")
+HEADLINE_CHARS = 300
+
+
+@register.filter
+def error_headline(error: str) -> str:
+    """An error in one sentence: what went wrong, without the traceback that led there.
+
+    "step 'plan': Traceback ... __step__.ReviewFailure: Could not read ...: GitHub says ... ."
+    becomes "step 'plan': Could not read ...: GitHub says ... ."; a built-in exception keeps its
+    name ("KeyError: 'repo'"), which is the only thing saying what it was.
+    """
+    text = str(error or "").strip()
+    prefix, marker, rest = text.partition(TRACEBACK)
+    if marker:
+        lines = rest.splitlines()
+        last_frame = max(
+            (i for i, line in enumerate(lines) if line.startswith("  File ")), default=-1
+        )
+        tail = lines[last_frame + 1 :]
+        while tail and tail[0].startswith("    "):  # the frame's source line and its ^^^ marks
+            tail.pop(0)
+        message = "\n".join(tail).strip()
+        named = EXCEPTION_CLASS.match(message)
+        if named and not isinstance(getattr(builtins, named["name"], None), type):
+            message = message[named.end() :]
+        text = f"{prefix.strip()} {message}".strip()
+    headline = SENTENCE_END.split(text.strip().split("\n", 1)[0], maxsplit=1)[0]
+    if len(headline) > HEADLINE_CHARS:
+        headline = headline[: HEADLINE_CHARS - 1].rstrip() + "…"
+    return headline

@@ -16,7 +16,7 @@ from typing import Any
 
 from django.contrib.auth.decorators import login_required
 from django.db import transaction
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import trigger_client_event
@@ -26,7 +26,7 @@ from flows.catalog import Block, blocks_by_category, get_block
 from flows.compiler import CompileError, compile_document
 from flows.document import upgrade
 from flows.engine import start_run
-from flows.models import Artifact, Flow
+from flows.models import Artifact, Flow, StepRun
 from flows.sandbox import SandboxError, module_capabilities, store_artifact
 from integrations import jsonlimits
 from integrations.forms import SERVICE_FORMS, form_for
@@ -138,7 +138,7 @@ def builder(request: HttpRequest, flow_id: int) -> HttpResponse:
             "revision": draft_revision(flow.document),
             "github_samples": github_sample_names(),
             "event_json": json.dumps(
-                default_event((flow.document or {}).get("trigger") or {}), indent=2
+                default_event((flow.document or {}).get("trigger") or {}, flow.document), indent=2
             ),
             "saved_runs": saved_runs(flow),
         },
@@ -441,6 +441,29 @@ def builder_upload(request: HttpRequest, flow_id: int) -> HttpResponse:
         "artifact-uploaded",
         {"digest": digest, "name": artifact.name, "imports": imports},
     )
+
+
+@login_required
+@require_POST
+def builder_pin(request: HttpRequest, flow_id: int) -> JsonResponse:
+    """A step's output and port in one of this flow's runs, for the canvas to pin as sample
+    data (it goes into the draft with the next save)."""
+    flow = owned_flow(request, flow_id)
+    run_id = request.POST.get("run", "")
+    row = (
+        StepRun.objects.filter(
+            run__flow=flow,
+            run_id=int(run_id) if run_id.isdigit() else 0,
+            step_id=request.POST.get("step", ""),
+            scope="",
+            status=StepRun.Status.SUCCEEDED,
+        )
+        .order_by("-id")
+        .first()
+    )
+    if row is None:
+        return JsonResponse({"error": "That step did not succeed in that run."}, status=404)
+    return JsonResponse({"output": row.output, "port": row.port or "out"})
 
 
 @login_required

@@ -11,11 +11,13 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from flows.catalog import get_block
 from flows.compiler import CompileError, deploy, rollback
 from flows.document import export_document
 from flows.engine import FlowNotDeployed, pause_flow, resume_flow
 from flows.models import Flow, FlowVersion, Run
 from integrations import jsonlimits
+from integrations.services import github
 
 from ..diff import document_diff
 from ..effects import real_effects
@@ -39,15 +41,31 @@ def trigger_setup(request: HttpRequest, flow: Flow) -> dict:
     public = public_url(request)
     config = trigger.get("config") or {}
     events = config.get("events") or []
+    event_names = sorted({str(e).split(".")[0] for e in events})
     return {
         "kind": kind,
         "config": config,
+        "github_permissions": github.permissions_needed(flow_capabilities(flow.document or {})),
+        "github_app_events": [github.APP_EVENTS.get(e, e) for e in event_names],
         "webhook_url": f"{public}/hooks/{flow.webhook_token}/",
         "github_url": f"{public}/hooks/github/{flow.webhook_token}/",
         "telegram_url": f"{public}/hooks/telegram/{flow.webhook_token}/",
-        "github_events": sorted({str(e).split(".")[0] for e in events}),
+        "github_events": event_names,
         "github_actions": events,
     }
+
+
+def flow_capabilities(document: dict) -> list[str]:
+    """Every capability the flow's steps use: code steps' grants and blocks' own."""
+    names: list[str] = []
+    for step in document.get("steps") or []:
+        if not isinstance(step, dict):
+            continue
+        block = get_block(str(step.get("kind", "")))
+        if block is not None:
+            grants = step.get("grants") if block.category == "code" else block.capabilities
+            names.extend(str(n) for n in grants or [])
+    return names
 
 
 def deploy_flow(
