@@ -6,7 +6,7 @@ PY := $(BIN)/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test setup setup-dev runner migrate lint format worker beat bench screenshots clean
+.PHONY: run test setup setup-dev runner migrate static lint format worker beat bench screenshots clean
 
 $(VENV)/.base: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,7 +18,7 @@ $(VENV)/.dev: $(VENV)/.base requirements-dev.txt
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
-setup: $(VENV)/.base runner migrate
+setup: $(VENV)/.base runner migrate static
 	$(PY) manage.py load_templates
 
 setup-dev: $(VENV)/.dev runner
@@ -30,9 +30,12 @@ runner: $(VENV)/.base
 migrate: $(VENV)/.base
 	$(PY) manage.py migrate --noinput
 
+# The files the server serves under /static/ (whitenoise), gathered into STATIC_ROOT.
+static: $(VENV)/.base
+	$(PY) manage.py collectstatic --noinput --verbosity 0
+
 run: setup
 	$(PY) manage.py setup_demo
-	$(PY) manage.py collectstatic --noinput --verbosity 0
 	@echo "Serving Flowbuilder on http://$(HOST):$(PORT)/"
 	$(PY) manage.py runserver $(HOST):$(PORT)
 

@@ -4,7 +4,9 @@ Embedded mode (nothing set): SQLite, in-memory channel layer, runs executed in t
 Distributed mode (DATABASE_URL and REDIS_URL set): PostgreSQL, Redis channel layer, Celery workers.
 """
 
+import hashlib
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -26,8 +28,10 @@ def env_int(name: str, default: int) -> int:
 
 
 DEBUG = env_bool("DEBUG", False)
-# The embedded default is for a laptop; a distributed deployment must set its own key.
-SECRET_KEY = os.environ.get("SECRET_KEY", "flowbuilder-embedded-insecure-key-change-me")
+# The embedded default is for a laptop; a production deployment must set its own key (checked
+# below, once the mode is known).
+EMBEDDED_SECRET_KEY = "flowbuilder-embedded-insecure-key-change-me"
+SECRET_KEY = os.environ.get("SECRET_KEY", EMBEDDED_SECRET_KEY)
 ALLOWED_HOSTS = [
     h.strip()
     for h in os.environ.get("ALLOWED_HOSTS", "127.0.0.1,localhost").split(",")
@@ -49,6 +53,7 @@ INSTALLED_APPS = [
     "channels",
     "django_htmx",
     "django_celery_beat",
+    "axes",
     "flows",
     "integrations",
     "accounts",
@@ -66,6 +71,10 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "web.middleware.ContentSecurityPolicyMiddleware",
+    "web.middleware.DatabaseUnreachableMiddleware",
+    # Last: turns a locked-out login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "flowbuilder.urls"
@@ -82,6 +91,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "accounts.signup.context",
             ],
         },
     },
@@ -92,6 +102,10 @@ DATABASES = {
         default=f"sqlite:///{VAR_DIR / 'flowbuilder.sqlite3'}", conn_max_age=60
     )
 }
+# An outage must be answered in seconds, not after the pool's wait: a short connect timeout, and
+# a pool wait that is long for a healthy database (a connection is held for milliseconds).
+DB_CONNECT_TIMEOUT_S = env_int("FLOWS_DB_CONNECT_TIMEOUT_S", 3)
+DB_POOL_TIMEOUT_S = float(os.environ.get("FLOWS_DB_POOL_TIMEOUT_S", "5"))
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # The embedded default keeps its database in var/: a fresh clone has no such folder yet.
     if DATABASES["default"]["NAME"] not in ("", ":memory:"):
@@ -109,11 +123,14 @@ elif DATABASES["default"]["ENGINE"].endswith("postgresql"):
     # Under ASGI every request runs its database work on a thread of its own, so persistent
     # per-thread connections pile up past PostgreSQL's limit; a pool per process bounds them.
     DATABASES["default"]["CONN_MAX_AGE"] = 0
-    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
-        "min_size": 1,
-        "max_size": env_int("FLOWS_DB_POOL_SIZE", 10),
-        "timeout": 20,
-    }
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        connect_timeout=DB_CONNECT_TIMEOUT_S,
+        pool={
+            "min_size": 1,
+            "max_size": env_int("FLOWS_DB_POOL_SIZE", 10),
+            "timeout": DB_POOL_TIMEOUT_S,
+        },
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -147,6 +164,43 @@ REDIS_URL = os.environ.get("REDIS_URL", "")
 # on each other's locks, so a shared prefix costs nothing but a rare wait.
 FLOWS_LOCK_PREFIX = os.environ.get("FLOWS_LOCK_PREFIX", "flowbuilder-lock")
 FLOWS_DISTRIBUTED = bool(REDIS_URL)
+# Embedded: `make run` on a person's own machine, nothing shared. Anything else serves others and
+# must not start with keys that every copy of this code knows.
+FLOWS_EMBEDDED = not FLOWS_DISTRIBUTED and DATABASES["default"]["ENGINE"].endswith("sqlite3")
+FLOWS_ENCRYPTION_KEY = os.environ.get("FLOWS_ENCRYPTION_KEY", "")
+if not FLOWS_EMBEDDED:
+    from django.core.exceptions import ImproperlyConfigured
+
+    _missing = []
+    if SECRET_KEY == EMBEDDED_SECRET_KEY or len(SECRET_KEY) < 32:
+        _missing.append(
+            "SECRET_KEY (a long random string: "
+            'python -c "import secrets; print(secrets.token_urlsafe(50))")'
+        )
+    if not FLOWS_ENCRYPTION_KEY:
+        _missing.append(
+            "FLOWS_ENCRYPTION_KEY (the key that encrypts connection secrets: "
+            'python -c "from cryptography.fernet import Fernet; '
+            'print(Fernet.generate_key().decode())")'
+        )
+    if _missing:
+        raise ImproperlyConfigured(
+            "Flowbuilder refuses to start outside the embedded mode (REDIS_URL or a non-SQLite "
+            "DATABASE_URL is set) without its own keys. Set "
+            + " and ".join(_missing)
+            + ", keep them secret and the same on every server and worker (docs/deploy.md)."
+        )
+
+# Run events of two deployments sharing one Redis server must not meet: Redis pub/sub channel
+# names ignore the database number, so each deployment gets its own prefix, derived from what
+# differs between deployments. Set FLOWS_CHANNEL_PREFIX to keep it across a SECRET_KEY change.
+FLOWS_CHANNEL_PREFIX = (
+    os.environ.get("FLOWS_CHANNEL_PREFIX")
+    or "fb-"
+    + hashlib.sha256(
+        f"{SECRET_KEY}\0{DATABASES['default']['NAME']}".encode(), usedforsecurity=False
+    ).hexdigest()[:16]
+)
 # A browser watching a busy flow receives every event of every run: let its channel hold a burst.
 CHANNEL_CAPACITY = 1000
 # Run events go through Redis pub/sub: one PUBLISH per event and group, pushed to the servers
@@ -158,7 +212,7 @@ if FLOWS_DISTRIBUTED and FLOWS_CHANNEL_LAYER == "pubsub":
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-            "CONFIG": {"hosts": [{"address": REDIS_URL}]},
+            "CONFIG": {"hosts": [{"address": REDIS_URL}], "prefix": FLOWS_CHANNEL_PREFIX},
         }
     }
 elif FLOWS_DISTRIBUTED:
@@ -170,6 +224,7 @@ elif FLOWS_DISTRIBUTED:
                 # blocks on an empty channel: the race closes idle WebSockets with 1011.
                 "hosts": [{"address": REDIS_URL, "socket_timeout": 15}],
                 "capacity": CHANNEL_CAPACITY,
+                "prefix": FLOWS_CHANNEL_PREFIX,
             },
         }
     }
@@ -201,8 +256,8 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = TIME_ZONE
 
-# Secrets of connections are encrypted with this Fernet key (comma-separated: newest first).
-FLOWS_ENCRYPTION_KEY = os.environ.get("FLOWS_ENCRYPTION_KEY", "")
+# Secrets of connections are encrypted with FLOWS_ENCRYPTION_KEY (read above; comma-separated
+# Fernet keys, newest first).
 FLOWS_ARTIFACT_DIR = Path(os.environ.get("FLOWS_ARTIFACT_DIR", VAR_DIR / "artifacts"))
 FLOWS_RUNNER_DIR = Path(os.environ.get("FLOWS_RUNNER_DIR", BASE_DIR / "build" / "runner"))
 
@@ -340,3 +395,59 @@ CELERY_DB_REUSE_MAX = env_int("FLOWS_WORKER_DB_REUSE_MAX", 1000)
 
 # Templates: the folder of template bots that load_templates reads.
 FLOWS_TEMPLATES_DIR = Path(os.environ.get("FLOWS_TEMPLATES_DIR", BASE_DIR / "flow_templates"))
+
+# HTTPS behind a reverse proxy. FLOWS_PUBLIC_URL starting with https:// turns on secure cookies
+# and HSTS; the proxy must set X-Forwarded-Proto for Django to see requests as secure.
+FLOWS_HTTPS = env_bool("FLOWS_HTTPS", FLOWS_PUBLIC_URL.startswith("https://"))
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", FLOWS_HTTPS)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", FLOWS_HTTPS)
+# "HTTP_X_FORWARDED_PROTO,https": only behind a proxy that sets (or strips) that header.
+_proxy_header = os.environ.get("SECURE_PROXY_SSL_HEADER", "")
+SECURE_PROXY_SSL_HEADER = tuple(_proxy_header.split(",", 1)) if "," in _proxy_header else None
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+# A redirect would lose a webhook's POST body (callers do not repeat it): hooks are answered.
+SECURE_REDIRECT_EXEMPT = [r"^hooks/"]
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31_536_000 if FLOWS_HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+# The pages load scripts and styles from this server only; json_script data is not executed, and
+# the one inline handler (the step form's `onsubmit="return false"`) is allowed by its hash.
+# htmx and CodeMirror set inline styles. FLOWS_CSP replaces the policy ("" turns it off).
+FLOWS_CSP = os.environ.get(
+    "FLOWS_CSP",
+    "default-src 'self'; script-src 'self' 'unsafe-hashes' "
+    "'sha256-GZIcz60Uwd6wT3vaYke/atSr53TehbYAPepOa3d03Vw='; "
+    "style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; "
+    "frame-ancestors 'none'",
+)
+
+# Accounts. Sign-up: "open" (anyone), "invite" (a link from `manage.py invite_user`) or "closed"
+# (the operator makes accounts: `manage.py createsuperuser` for the first, the admin for others).
+FLOWS_SIGNUP = os.environ.get("FLOWS_SIGNUP", "open" if FLOWS_EMBEDDED else "closed")
+FLOWS_INVITE_MAX_AGE_S = env_int("FLOWS_INVITE_MAX_AGE_S", 7 * 24 * 3600)
+# Login throttling (django-axes): after this many wrong passwords for one username from one
+# address, logins for it from there are refused for the cool-off time.
+AUTHENTICATION_BACKENDS = [
+    "accounts.backends.LoginThrottleBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("FLOWS_LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("FLOWS_LOGIN_COOLOFF_MIN", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_LOCKOUT_TEMPLATE = "accounts/locked_out.html"
+AXES_RESET_ON_SUCCESS = True
+AXES_VERBOSE = False
+# Behind a proxy the client's address is in X-Forwarded-For (set FLOWS_PROXY_COUNT to the number
+# of proxies in front of the server).
+AXES_IPWARE_PROXY_COUNT = env_int("FLOWS_PROXY_COUNT", 0) or None
+AXES_IPWARE_META_PRECEDENCE_ORDER = (
+    ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"] if AXES_IPWARE_PROXY_COUNT else ["REMOTE_ADDR"]
+)
+
+# Per-owner quotas on webhook runs (0: no limit): runs started in the last minute, and runs
+# queued or running at once.
+FLOWS_OWNER_RUNS_PER_MINUTE = env_int("FLOWS_OWNER_RUNS_PER_MINUTE", 0 if FLOWS_EMBEDDED else 1200)
+FLOWS_OWNER_CONCURRENT_RUNS = env_int("FLOWS_OWNER_CONCURRENT_RUNS", 0 if FLOWS_EMBEDDED else 200)

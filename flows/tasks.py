@@ -18,6 +18,7 @@ from celery import shared_task
 from celery.signals import worker_ready
 from django.conf import settings
 from django.db import close_old_connections
+from kombu.exceptions import OperationalError as BrokerUnreachable
 
 from flows.engine import executor, queue, retention, schedule
 
@@ -39,12 +40,15 @@ def execute_run(run_id: int, token: str) -> str:
 
 def enqueue(run_id: int, token: str, time_limit_s: int | None, delay: float) -> None:
     soft = int(time_limit_s or settings.FLOWS_RUN_DEFAULT_TIME_LIMIT_S)
-    execute_run.apply_async(
-        (run_id, token),
-        soft_time_limit=soft,
-        time_limit=soft + HARD_LIMIT_GRACE_S,
-        countdown=delay or None,
-    )
+    try:
+        execute_run.apply_async(
+            (run_id, token),
+            soft_time_limit=soft,
+            time_limit=soft + HARD_LIMIT_GRACE_S,
+            countdown=delay or None,
+        )
+    except BrokerUnreachable as exc:
+        raise queue.QueueUnreachable(run_id) from exc
 
 
 queue.register("celery", enqueue)

@@ -6,25 +6,36 @@ never reveal anything about other flows.
 finishes, which turns a flow into a serverless function; a run that takes longer gets the usual
 202 with its status URL. A delivery id header (X-Delivery-Id, X-GitHub-Delivery) makes retried
 deliveries run once.
+
+Outages get answers a caller can act on. The run queue (Redis) down: 202, the run is stored and
+the recovery sweep starts it once the queue is back (`"queued_later": true`), so the caller must
+not send it again. The database down: 503, nothing stored (web.middleware). An owner over their
+quota (flows.quotas): 429 with Retry-After, nothing stored.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
+from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 
+from flows import quotas
 from flows.engine import FlowNotDeployed, FlowPaused, broadcast, logs, start_run
+from flows.engine.queue import QueueUnreachable
 from flows.models import Flow, Run
 from integrations import jsonlimits
+
+logger = logging.getLogger(__name__)
 
 DELIVERY_HEADERS = ("X-Delivery-Id", "X-GitHub-Delivery")
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
@@ -36,15 +47,67 @@ ANSWERS = ("run", "response")
 FAILED = {Run.Status.FAILED, Run.Status.CANCELLED}
 
 
+# Seconds a caller is told to wait before trying again while the database is down.
+DATABASE_RETRY_AFTER_S = 30
+# What a caller is told when the run is stored but the queue could not take it.
+QUEUED_LATER = (
+    "The run queue is unreachable: the run is stored and will start once the queue is back "
+    "(the recovery sweep sends queued runs again within a few minutes). Do not send it again."
+)
+
+
 class BadRequest(Exception):
-    def __init__(self, status: int, message: str):
+    def __init__(self, status: int, message: str, retry_after_s: int | None = None):
         super().__init__(message)
         self.status = status
         self.message = message
+        self.retry_after_s = retry_after_s
 
 
-def _error(status: int, message: str) -> JsonResponse:
-    return JsonResponse({"error": message}, status=status)
+def _error(status: int, message: str, retry_after_s: int | None = None) -> JsonResponse:
+    response = JsonResponse({"error": message}, status=status)
+    if retry_after_s:
+        response["Retry-After"] = str(retry_after_s)
+    return response
+
+
+def database_unreachable(exc: BaseException) -> bool:
+    """A connection to the database could not be made or was lost (not a bad query)."""
+    if isinstance(exc, InterfaceError):
+        return True
+    if not isinstance(exc, OperationalError):
+        return False
+    sqlstate = getattr(exc.__cause__, "sqlstate", None)
+    return sqlstate is None or sqlstate.startswith(("08", "57P"))
+
+
+def database_down_answer() -> JsonResponse:
+    response = JsonResponse(
+        {
+            "error": "The database is unreachable: nothing was stored. Try again later.",
+            "stored": False,
+        },
+        status=503,
+    )
+    response["Retry-After"] = str(DATABASE_RETRY_AFTER_S)
+    return response
+
+
+def _unless_database_down(view):
+    """/hooks/ skips the middleware (flowbuilder.asgi): its views answer a database outage."""
+
+    async def guarded(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        try:
+            return await view(request, *args, **kwargs)
+        except DatabaseError as exc:
+            if not database_unreachable(exc):
+                raise
+            logger.error("database unreachable: %s", exc)
+            return database_down_answer()
+
+    guarded.__name__ = view.__name__
+    guarded.__doc__ = view.__doc__
+    return guarded
 
 
 def _status_url(request: HttpRequest, token: str, run_id: int) -> str:
@@ -67,19 +130,27 @@ def _parse_body(request: HttpRequest) -> Any:
         raise too_big
     content_type = request.content_type or ""
     if content_type in FORM_TYPES:
-        return {
+        form = {
             key: values[0] if len(values) == 1 else values for key, values in request.POST.lists()
         }
+        try:
+            jsonlimits.check_storable(form)
+        except jsonlimits.Refused as exc:
+            raise BadRequest(400, f"The request body is refused: {exc}.") from None
+        return form
     if not raw.strip():
         return None
     try:
         text = raw.decode(request.encoding or "utf-8")
     except UnicodeDecodeError:
         raise BadRequest(400, "The request body is not valid UTF-8 text.") from None
+    reason = jsonlimits.unstorable_text(text)
+    if reason:
+        raise BadRequest(400, f"The request body is refused: {reason}.")
     declared_json = content_type == "application/json" or content_type.endswith("+json")
     try:
         return jsonlimits.loads(text)
-    except jsonlimits.TooDeep as exc:
+    except jsonlimits.Refused as exc:
         if not declared_json:
             return text
         raise BadRequest(400, f"The request body is refused: {exc}.") from None
@@ -140,6 +211,10 @@ def _start(token: str, event: dict, delivery_id: str) -> tuple[Run, bool]:
     if flow is None:
         raise BadRequest(404, "No flow has this webhook URL.")
     trigger = ((flow.current_version.plan if flow.current_version else {}) or {}).get("trigger", {})
+    repeated = bool(delivery_id) and Run.objects.filter(flow=flow, delivery_id=delivery_id).exists()
+    over = None if repeated else quotas.check(flow.owner_id)
+    if over is not None:
+        raise BadRequest(429, over.message, over.retry_after_s)
     try:
         if flow.status == Flow.Status.ACTIVE and trigger.get("kind") != "trigger.webhook":
             raise BadRequest(
@@ -188,6 +263,7 @@ async def _wait_for(run_id: int, seconds: float) -> Run | None:
 
 
 @csrf_exempt
+@_unless_database_down
 async def hook(request: HttpRequest, token: str) -> JsonResponse:
     broadcast.attach_loop(asyncio.get_running_loop())
     if request.method != "POST":
@@ -200,7 +276,18 @@ async def hook(request: HttpRequest, token: str) -> JsonResponse:
         )
         run, created = await sync_to_async(_start)(token, _event(request, body), delivery_id)
     except BadRequest as exc:
-        return _error(exc.status, exc.message)
+        return _error(exc.status, exc.message, exc.retry_after_s)
+    except QueueUnreachable as exc:
+        return JsonResponse(
+            {
+                "run_id": exc.run_id,
+                "status": Run.Status.QUEUED,
+                "status_url": _status_url(request, token, exc.run_id),
+                "queued_later": True,
+                "note": QUEUED_LATER,
+            },
+            status=202,
+        )
     answer = {
         "run_id": run.pk,
         "status": run.status,
@@ -239,6 +326,7 @@ def _run_status(token: str, run_id: int) -> Run | None:
     return Run.objects.filter(pk=run_id, flow__webhook_token=token).first()
 
 
+@_unless_database_down
 async def hook_run(request: HttpRequest, token: str, run_id: int) -> JsonResponse:
     run = await sync_to_async(_run_status)(token, run_id)
     if run is None:

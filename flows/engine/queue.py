@@ -15,6 +15,15 @@ from django.db import transaction
 from django.utils import timezone
 
 
+class QueueUnreachable(Exception):
+    """The run is stored as queued but could not be handed to the queue (the broker is down);
+    the recovery sweep sends it again later."""
+
+    def __init__(self, run_id: int):
+        super().__init__(f"run {run_id} is stored but the run queue is unreachable")
+        self.run_id = run_id
+
+
 def executor_mode() -> str:
     mode = settings.FLOWS_EXECUTOR
     if mode == "auto":

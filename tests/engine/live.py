@@ -20,6 +20,8 @@ from typing import Any
 
 import httpx
 
+from tests.keys import TEST_KEYS
+
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
@@ -80,6 +82,8 @@ class Process:
 
 def server_env(database_url: str, redis_url: str = "", **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
+    for name, value in TEST_KEYS.items():
+        env.setdefault(name, value)
     env.update(
         DJANGO_SETTINGS_MODULE="flowbuilder.settings",
         DATABASE_URL=database_url,
