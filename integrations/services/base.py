@@ -51,6 +51,14 @@ class ServiceError(CapabilityError):
 
 # An attempt with less time than this left in its step is not worth starting.
 MIN_ATTEMPT_S = 0.5
+# What a call leaves of its step's time for the work after it (label, reply, post the comment).
+RESERVE_S = 10.0
+
+
+def call_budget(left: float) -> float:
+    """The most one attempt may take with `left` seconds left in its step: all but a reserve for
+    the step's later calls, and never less than half of what is left."""
+    return max(left - RESERVE_S, left / 2)
 
 
 class BlockedAddress(Exception):
@@ -269,7 +277,7 @@ class ServiceClient:
                     f"{self.name} was not asked: the step's time limit is (nearly) reached.",
                     retryable=False,
                 )
-            timeout = self.timeout if left is None else min(self.timeout, left)
+            timeout = self.timeout if left is None else min(self.timeout, call_budget(left))
             request.extensions["timeout"] = httpx.Timeout(timeout).as_dict()
             try:
                 response = self._send_once(request)
@@ -278,8 +286,8 @@ class ServiceClient:
             except httpx.TimeoutException as exc:
                 if timeout < self.timeout:
                     raise self.fail(
-                        f"{self.name} did not answer within the {seconds(timeout)} the step had "
-                        "left of its time limit.",
+                        f"{self.name} did not answer within the {seconds(timeout)} the step "
+                        "could give it of its time limit.",
                         retryable=False,
                     ) from None
                 error = self.fail(

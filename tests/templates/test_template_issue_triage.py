@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from flows.compiler import deploy
 from tests.templates.support import REPO, log_of, payload, run_of
 
 
@@ -84,3 +85,23 @@ def test_when_the_model_never_answers_properly_keywords_decide(triage, github, l
         "triage: #12 is a docs (by keywords, the model's answer was unusable); "
         "labelled 'documentation'."
     ]
+
+
+def test_a_model_that_hangs_past_the_steps_limit_still_leaves_a_label_and_a_reply(
+    triage, github, llm, deliver
+):
+    """The model call gives up with time to spare, and the keyword fallback labels and answers."""
+    flow = triage()
+    document = flow.document
+    next(s for s in document["steps"] if s.get("limits"))["limits"]["timeout_s"] = 3
+    flow.document = document
+    flow.save()
+    deploy(flow, flow.owner)
+    llm.latency = 5  # longer than the step may take
+
+    run = run_of(deliver(flow, "issues", issue_event(12, "Typo in the README", "It says 'teh'.")))
+
+    assert run.status == "succeeded", run.error
+    assert github.labels_on(REPO, 12) == ["documentation"]
+    assert len(github.comments_on(REPO, 12)) == 1
+    assert any("the step could give it" in line for line in log_of(run, "error"))
