@@ -5,6 +5,7 @@ failure never leaves the "Reviewing…" placeholder behind."""
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -227,11 +228,13 @@ def test_a_file_review_over_its_time_limit_is_reported_and_the_others_are_review
     assert run.status == "succeeded_with_errors", run.error
     [comment] = github.comments_on(REPO, 7)
     assert "1 of 2 files reviewed" in comment["body"]
-    # The model call gave up within the time the step could give it, so the step said why.
-    assert (
-        "### Review errors\n\n- `src/b.py`: the model failed: The LLM server at 127.0.0.1 did "
-        "not answer within the 0.5 s the step could give it of its time limit.\n"
-    ) in comment["body"]
+    # The model call gave up within the time the step could give it (about half a second of
+    # its one; how much exactly depends on the machine), so the step itself said why.
+    assert re.search(
+        r"### Review errors\n\n- `src/b\.py`: the model failed: The LLM server at 127\.0\.0\.1 "
+        r"did not answer within the 0\.\d s the step could give it of its time limit\.\n",
+        comment["body"],
+    )
     assert "<summary>`src/a.py` (modified, +2 −1): 1 potential issue</summary>" in comment["body"]
 
 
