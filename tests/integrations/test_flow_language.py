@@ -68,6 +68,16 @@ def breaking_block():
     CATALOG.pop("test.breakable")
 
 
+def llm_connection(user, llm) -> Connection:
+    """The user's LLM connection to the fake OpenAI-compatible server."""
+    connection = Connection(
+        owner=user, service="llm", name="LLM", config={"base_url": llm.base_url, "model": "llama3"}
+    )
+    connection.set_secrets({})
+    connection.save()
+    return connection
+
+
 def run_manual(flow, event):
     run, _ = start_run(flow, trigger="manual", event=event)
     run.refresh_from_db()
@@ -279,11 +289,7 @@ def test_a_failing_item_fails_the_loop_unless_it_continues_on_error(make_flow, b
 
 
 def test_loop_items_overlap_on_a_slow_llm_up_to_the_loops_concurrency(make_flow, user, llm):
-    connection = Connection(
-        owner=user, service="llm", name="LLM", config={"base_url": llm.base_url, "model": "llama3"}
-    )
-    connection.set_secrets({})
-    connection.save()
+    connection = llm_connection(user, llm)
     llm.latency = 0.2
     flow = make_flow(
         doc(
@@ -682,11 +688,7 @@ def test_a_rate_limit_with_a_long_retry_after_parks_the_run_until_then(
     make_flow, user, llm, settings
 ):
     settings.FLOWS_EXECUTOR = "embedded"  # only queues: the test plays the worker
-    connection = Connection(
-        owner=user, service="llm", name="LLM", config={"base_url": llm.base_url, "model": "llama3"}
-    )
-    connection.set_secrets({})
-    connection.save()
+    connection = llm_connection(user, llm)
     llm.rate_limit_next(retry_after=120)
     flow = make_flow(
         doc(
@@ -881,11 +883,7 @@ def test_a_version_deployed_before_the_flow_language_runs_as_it_was(make_flow, u
 
 
 def test_the_run_page_shows_when_parallel_steps_started(make_flow, user, llm):
-    connection = Connection(
-        owner=user, service="llm", name="LLM", config={"base_url": llm.base_url, "model": "llama3"}
-    )
-    connection.set_secrets({})
-    connection.save()
+    connection = llm_connection(user, llm)
     llm.latency = 0.3
     ask = {"kind": "llm.chat", "config": {"prompt": "hi"}}
     flow = make_flow(
@@ -943,11 +941,7 @@ def test_a_test_run_uses_pinned_outputs_and_ports_instead_of_running_the_steps(
 
 
 def test_a_hanging_model_cannot_hold_a_step_past_its_time_limit(make_flow, user, llm):
-    connection = Connection(
-        owner=user, service="llm", name="LLM", config={"base_url": llm.base_url, "model": "llama3"}
-    )
-    connection.set_secrets({})
-    connection.save()
+    connection = llm_connection(user, llm)
     llm.latency = 6  # longer than the step may take, shorter than the LLM's own timeout
     source = (
         "def main(event, ctx):\n"
