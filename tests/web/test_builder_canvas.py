@@ -505,23 +505,35 @@ def test_after_a_test_run_each_node_shows_how_its_step_went(page):
     document = messy_document()
     document["steps"] = [
         template_step("a"),
-        {"id": "gate", "kind": "logic.filter", "config": {"condition": "{{ event.go }}"}},
+        {"id": "gate", "kind": "logic.if", "config": {"condition": "{{ event.go }}"}},
         template_step("b"),
+        template_step("c"),
+        {"id": "stop", "kind": "logic.filter", "config": {"condition": "{{ event.go }}"}},
+        template_step("d"),
     ]
-    document["edges"] = [["trigger", "out", "a"], ["a", "out", "gate"], ["gate", "out", "b"]]
+    document["edges"] = [
+        ["trigger", "out", "a"],
+        ["a", "out", "gate"],
+        ["gate", "true", "b"],
+        ["gate", "false", "c"],
+        ["c", "out", "stop"],
+        ["stop", "out", "d"],
+    ]
     document["layout"] = {}
     Flow.objects.filter(owner__username="quin").update(document=document)
     page.reload()
+    page.get_by_role("button", name="Arrange").click()
     page.get_by_role("button", name="Test run").click()
     page.get_by_label("Event (JSON, editable)").fill(json.dumps({"go": ""}))
     page.get_by_role("button", name="Run the draft").click()
-    expect(page.locator("#test-output .run-status .badge")).to_have_text(
-        re.compile("Succeeded|Skipped")
-    )
+    expect(page.locator("#test-output .run-status .badge")).to_have_text("Skipped")
     expect(page.locator("#node-a .node-run")).to_have_text("Succeeded")
     expect(page.locator("#node-gate .node-run")).to_have_text("Succeeded")
-    # The filter stopped the run: the step after it never ran and shows nothing.
-    expect(page.locator("#node-b .node-run")).to_have_count(0)
+    # The branch not taken is skipped; the filter on the other one ended the run, so the step
+    # after it never ran and shows nothing.
+    expect(page.locator("#node-b .node-run")).to_have_text("Skipped")
+    expect(page.locator("#node-c .node-run")).to_have_text("Succeeded")
+    expect(page.locator("#node-d .node-run")).to_have_count(0)
     # Selecting a node shows what it received and gave in that run.
     page.locator("#node-a").click()
     last_run = page.locator("#inspector .node-last-run")
@@ -532,6 +544,7 @@ def test_after_a_test_run_each_node_shows_how_its_step_went(page):
     page.keyboard.press("ArrowDown")
     page.get_by_role("button", name="Arrange").click()
     expect(page.locator("#node-a .node-run")).to_have_text("Succeeded")
+    page.get_by_role("button", name="Fit to view").click()
     screenshot(page, "builder-test-run")
 
 
