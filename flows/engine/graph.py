@@ -377,7 +377,9 @@ class Walker:
             return True
         return False
 
-    def start_step(self, frame: Frame, step_id: str, inline: bool) -> None:
+    def start_step(self, frame: Frame, step_id: str, inline: bool, delay: float = 0.0) -> None:
+        """Run a step here (`inline`) or on the pool, after `delay` seconds (a short retry
+        backoff: slept in the step's own thread, so the steps running beside it go on)."""
         step = self.steps[step_id]
         row = self.new_row(frame, step_id)
         durable = step["category"] != "logic"
@@ -386,6 +388,8 @@ class Walker:
             self.x.events.flush(logs.step_event(row))
         context = self.context(frame, step_id)
         if inline:
+            if delay:
+                time.sleep(delay)
             self.finish_step(frame, step_id, row, self.execute(step, context))
             return
         if self.pool is None:
@@ -396,10 +400,12 @@ class Walker:
                 thread_name_prefix=f"run-{self.x.run.pk}",
             )
         self.running += 1
-        self.pool.submit(self.in_thread, frame, step_id, row, step, context)
+        self.pool.submit(self.in_thread, frame, step_id, row, step, context, delay)
 
-    def in_thread(self, frame, step_id, row, step, context) -> None:
+    def in_thread(self, frame, step_id, row, step, context, delay: float = 0.0) -> None:
         try:
+            if delay:
+                time.sleep(delay)
             outcome = self.execute(step, context)
         except BaseException as exc:  # noqa: BLE001 - reported as the step's failure
             outcome = StepOutcome("failed", error=f"the engine failed: {type(exc).__name__}: {exc}")
@@ -527,9 +533,7 @@ class Walker:
         self.x.log.write(
             step_id, "warning", f"attempt {tries} failed ({error}); retrying in {delay:g} s"
         )
-        if delay:
-            time.sleep(delay)
-        self.start_step(frame, step_id, inline=self.running == 0)
+        self.start_step(frame, step_id, inline=self.running == 0, delay=delay)
         return True
 
     # waits -----------------------------------------------------------------------------------
