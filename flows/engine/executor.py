@@ -230,12 +230,15 @@ def _claim_if_queued(
     if owner_cap:
         quote = db_connection.ops.quote_name
         flows = quote(Flow._meta.db_table)
+        # Under the owner's share, or nobody else waits (an owner alone may use every worker).
         owner_clause = (
-            f"AND (SELECT COUNT(*) FROM {table} mine JOIN {flows} f ON mine.{col['flow']} = "
+            f"AND ((SELECT COUNT(*) FROM {table} mine JOIN {flows} f ON mine.{col['flow']} = "
             f"f.{quote('id')} WHERE f.{quote('owner_id')} = %s AND mine.{col['status']} = %s) "
-            "< %s "
+            f"< %s OR NOT EXISTS (SELECT 1 FROM {table} other JOIN {flows} g ON "
+            f"other.{col['flow']} = g.{quote('id')} WHERE g.{quote('owner_id')} <> %s "
+            f"AND other.{col['status']} = %s)) "
         )
-        owner_params = [owner_id, Run.Status.RUNNING, owner_cap]
+        owner_params = [owner_id, Run.Status.RUNNING, owner_cap, owner_id, Run.Status.QUEUED]
     sql = (
         f"UPDATE {table} SET {col['status']} = %s, {col['attempts']} = {col['attempts']} + 1, "
         f"{col['claim']} = %s, {col['worker']} = %s, {col['heartbeat_at']} = %s, "
