@@ -21,7 +21,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.throughput import add_service_arguments, percentile, prepare_postgres  # noqa: E402
+from bench.throughput import add_service_arguments, bench_env, percentile, seed  # noqa: E402
 from tests.engine import live  # noqa: E402
 
 STEP = """
@@ -50,19 +50,9 @@ DOCUMENT = {
 
 def bench_mode(mode: str, args, work: Path) -> dict:
     procs: dict[str, live.Process] = {}
-    extra = {"FLOWS_SCHEDULER": "off", "LOG_LEVEL": "ERROR", "FLOWS_LOG_LEVEL": "WARNING"}
-    # One owner's 1,000 waiting callers are the measure here, not something to refuse.
-    extra |= {"FLOWS_OWNER_RUNS_PER_MINUTE": "0", "FLOWS_OWNER_CONCURRENT_RUNS": "0"}
-    if mode == "distributed":
-        env = live.server_env(prepare_postgres(args.postgres), args.redis, **extra)
-    else:
-        env = live.server_env(f"sqlite:///{work / 'respond.sqlite3'}", **extra)
+    env = bench_env(mode, args, work)
     try:
-        live.run_manage(env, "manage.py", "migrate", "--noinput")
-        request = {"document": DOCUMENT, "flow": {"max_concurrency": 8}}
-        info = json.loads(
-            live.run_manage(env, "-m", "tests.engine.live", "seed", stdin=json.dumps(request))
-        )
+        info = seed(env, {"document": DOCUMENT, "flow": {"max_concurrency": 8}})
         if mode == "distributed":
             procs["worker"] = live.start_worker(env, work)
         procs["server"], base = live.start_server(env, work)

@@ -265,15 +265,27 @@ def prepare_postgres(url: str) -> str:
     return base + "/flowbuilder_bench"
 
 
-def bench_mode(mode: str, args, work: Path) -> dict:
-    procs: dict[str, live.Process] = {}
+def bench_env(mode: str, args, work: Path) -> dict[str, str]:
+    """The server's and worker's environment: a fresh database, quiet logs, no quotas."""
     extra = {"FLOWS_SCHEDULER": "off", "LOG_LEVEL": "ERROR", "FLOWS_LOG_LEVEL": "WARNING"}
     # One owner's burst is the measure here, not something to refuse.
     extra |= {"FLOWS_OWNER_RUNS_PER_MINUTE": "0", "FLOWS_OWNER_CONCURRENT_RUNS": "0"}
     if mode == "distributed":
-        env = live.server_env(prepare_postgres(args.postgres), args.redis, **extra)
-    else:
-        env = live.server_env(f"sqlite:///{work / 'bench.sqlite3'}", **extra)
+        return live.server_env(prepare_postgres(args.postgres), args.redis, **extra)
+    return live.server_env(f"sqlite:///{work / 'bench.sqlite3'}", **extra)
+
+
+def seed(env: dict[str, str], request: dict) -> dict:
+    """Migrate the bench's database and create its users and deployed flow."""
+    live.run_manage(env, "manage.py", "migrate", "--noinput")
+    return json.loads(
+        live.run_manage(env, "-m", "tests.engine.live", "seed", stdin=json.dumps(request))
+    )
+
+
+def bench_mode(mode: str, args, work: Path) -> dict:
+    procs: dict[str, live.Process] = {}
+    env = bench_env(mode, args, work)
     fake = None
     if args.flow == "fanout":
         from tests.fakes.llm import FakeLLM
@@ -282,14 +294,11 @@ def bench_mode(mode: str, args, work: Path) -> dict:
         fake.latency = FANOUT_LATENCY_S
         env["FLOWS_ALLOW_PRIVATE_HOSTS"] = "1"
     try:
-        live.run_manage(env, "manage.py", "migrate", "--noinput")
         request = {"document": DOCUMENT, "flow": {"max_concurrency": args.concurrency * 2}}
         if fake is not None:
             llm = {"service": "llm", "config": {"base_url": fake.base_url, "model": "llama3"}}
             request.update(document=FANOUT, connections={"llm": llm})
-        info = json.loads(
-            live.run_manage(env, "-m", "tests.engine.live", "seed", stdin=json.dumps(request))
-        )
+        info = seed(env, request)
         if mode == "distributed":
             live.run_manage(env, "-c", "from flowbuilder.celery import app; app.control.purge()")
             procs["worker"] = live.start_worker(

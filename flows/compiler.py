@@ -391,10 +391,11 @@ class _Compiler:
             self.add(step_id, "flow", f"flow {config['flow']} is not one of your flows")
             return
         version = str(config.get("version") or "latest").strip()
+        if target.version_named(version) is not None:
+            return
         if version == "latest":
-            if target.current_version_id is None:
-                self.add(step_id, "flow", f"flow '{target.name}' is not deployed yet")
-        elif not version.isdigit() or not target.versions.filter(number=int(version)).exists():
+            self.add(step_id, "flow", f"flow '{target.name}' is not deployed yet")
+        else:
             self.add(step_id, "version", f"flow '{target.name}' has no version {version!r}")
 
     def compile_concurrency(self) -> dict[str, Any] | None:

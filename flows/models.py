@@ -6,7 +6,7 @@ Every queryset a view touches goes through `owned_by(user)`, so a view cannot fo
 import hashlib
 import json
 import secrets
-from typing import Self
+from typing import Any, Self
 
 from django.conf import settings
 from django.db import models
@@ -75,6 +75,13 @@ class Flow(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     objects = FlowQuerySet.as_manager()
+
+    def version_named(self, wanted: Any) -> "FlowVersion | None":
+        """The version a `flow.call` names: "latest" (the current one) or a number."""
+        wanted = str(wanted or "latest").strip()
+        if wanted == "latest":
+            return self.current_version
+        return self.versions.filter(number=int(wanted)).first() if wanted.isdigit() else None
 
     def save(self, *args, **kwargs):
         from flows.document import seal_settings

@@ -44,7 +44,6 @@ from flows.models import Flow, Run, StepRun
 logger = logging.getLogger(__name__)
 
 WORKER_LOST = "the worker running this flow stopped unexpectedly"
-MAX_ERROR_CHARS = 8000
 
 _claim_lock = threading.Lock()
 _active: set[int] = set()
@@ -401,7 +400,7 @@ class RunExecution:
     def finish(self, status: str, error: str, output: Any) -> None:
         run = self.run
         run.status, run.output, run.finished_at = status, self.redact.value(output), timezone.now()
-        run.error = self.redact(error)[:MAX_ERROR_CHARS]
+        run.error = self.redact(error)[: logs.MAX_ERROR_CHARS]
         waiters = _store_finish(run, self.token)
         if waiters is None:
             self.events.flush()
@@ -507,10 +506,7 @@ def call_flow(parent: Run, step_id: str, config: dict[str, Any]) -> StepOutcome:
     if flow is None:
         return StepOutcome("failed", error=f"flow {config.get('flow')} is not one of yours")
     wanted = str(config.get("version") or "latest").strip()
-    if wanted == "latest":
-        version = flow.current_version
-    else:
-        version = flow.versions.filter(number=int(wanted) if wanted.isdigit() else -1).first()
+    version = flow.version_named(wanted)
     if version is None:
         return StepOutcome("failed", error=f"flow '{flow.name}' has no deployed version {wanted!r}")
     links = {"parent_run": parent, "parent_step": step_id, "depth": depth}

@@ -40,7 +40,6 @@ from flows.models import Run, StepRun
 if TYPE_CHECKING:
     from flows.engine.executor import RunExecution
 
-MAX_ERROR_CHARS = 8000
 DONE = {StepRun.Status.SUCCEEDED, StepRun.Status.SKIPPED}
 # What finishing a step run changes of the row saved when it started.
 FINISHED_FIELDS = [
@@ -285,7 +284,7 @@ class Walker:
     def record(self, row: StepRun, durable: bool) -> None:
         """Save a finished row (inserting it unless it was saved when it started) and tell."""
         row.finished_at = row.finished_at or timezone.now()
-        row.error = self.x.redact(row.error or "")[:MAX_ERROR_CHARS]
+        row.error = self.x.redact(row.error or "")[: logs.MAX_ERROR_CHARS]
         row.input, row.output = self.x.redact.value(row.input), self.x.redact.value(row.output)
         if row.pk is None:
             row.save(force_insert=True)
@@ -541,8 +540,8 @@ class Walker:
         step = self.steps[step_id]
         row = self.new_row(frame, step_id)
         try:
-            resume_at = wait_until(step, self.context(frame, step_id))
-        except ValueError as exc:
+            resume_at = wait_until(step, render_config(step, self.context(frame, step_id)))
+        except (templating.TemplateError, ValueError) as exc:
             self.finish_step(frame, step_id, row, StepOutcome("failed", error=str(exc)))
             return
         now = timezone.now()
@@ -671,26 +670,21 @@ def noting_waits(call, asked: list[float]):
     return noted
 
 
-def wait_until(step: dict[str, Any], context: dict[str, Any]) -> datetime:
-    """When a `logic.wait` step is over; ValueError with a clear message otherwise."""
-    config = step["config"]
+def wait_until(step: dict[str, Any], config: dict[str, Any]) -> datetime:
+    """When a `logic.wait` step is over, from its rendered fields; ValueError with a clear
+    message otherwise."""
     now = timezone.now()
-    if config.get("until"):
-        try:
-            raw = templating.render_value(config["until"], context)
-        except templating.TemplateError as exc:
-            raise ValueError(f"field 'until': {exc}") from exc
+    if step["config"].get("until"):
+        raw = config.get("until")
         when = parse_datetime(str(raw).strip()) if raw else None
         if when is None:
             raise ValueError(f"field 'until': {raw!r} is not an ISO 8601 time")
         if timezone.is_naive(when):
             when = timezone.make_aware(when, timezone.utc)
     else:
+        raw = config.get("seconds")
         try:
-            raw = templating.render_value(config.get("seconds"), context)
             seconds = float(raw)
-        except templating.TemplateError as exc:
-            raise ValueError(f"field 'seconds': {exc}") from exc
         except (TypeError, ValueError):
             raise ValueError(f"field 'seconds': {raw!r} is not a number") from None
         if seconds < 0:

@@ -30,9 +30,10 @@ def _key(payload: Any) -> str:
     return key
 
 
-def _live(ctx: CapabilityContext):
+def _live(**where: Any):
+    """The entries matching `where` that have not expired."""
     now = timezone.now()
-    return KVEntry.objects.filter(flow_id=ctx.flow_id).filter(
+    return KVEntry.objects.filter(**where).filter(
         Q(expires_at__isnull=True) | Q(expires_at__gt=now)
     )
 
@@ -44,7 +45,7 @@ def _live(ctx: CapabilityContext):
     result_doc="the stored JSON value, or null when missing or expired",
 )
 def kv_get(ctx: CapabilityContext, payload: Any) -> Any:
-    entry = _live(ctx).filter(key=_key(payload)).first()
+    entry = _live(flow_id=ctx.flow_id).filter(key=_key(payload)).first()
     return entry.value if entry else None
 
 
@@ -69,7 +70,7 @@ def kv_set(ctx: CapabilityContext, payload: Any) -> bool:
     with transaction.atomic():
         owner = Flow.objects.filter(pk=ctx.flow_id).values("owner_id")
         others = (
-            _live_of_owner(owner)
+            _live(flow__owner_id__in=owner)
             .exclude(flow_id=ctx.flow_id, key=key)
             .aggregate(total=Sum("size"))["total"]
             or 0
@@ -89,13 +90,6 @@ def kv_set(ctx: CapabilityContext, payload: Any) -> bool:
     return True
 
 
-def _live_of_owner(owner):
-    now = timezone.now()
-    return KVEntry.objects.filter(flow__owner_id__in=owner).filter(
-        Q(expires_at__isnull=True) | Q(expires_at__gt=now)
-    )
-
-
 @register(
     "kv.delete",
     description="Delete a key of this flow's key-value store.",
@@ -104,6 +98,6 @@ def _live_of_owner(owner):
 )
 def kv_delete(ctx: CapabilityContext, payload: Any) -> bool:
     key = _key(payload)
-    existed = _live(ctx).filter(key=key).exists()
+    existed = _live(flow_id=ctx.flow_id).filter(key=key).exists()
     KVEntry.objects.filter(flow_id=ctx.flow_id, key=key).delete()
     return existed

@@ -28,6 +28,8 @@ LEVELS = {
     "error": "error",
 }
 MAX_MESSAGE_CHARS = 16_384
+# The longest error a run or step run keeps.
+MAX_ERROR_CHARS = 8000
 REDACTED = "[redacted]"
 # Secrets shorter than this would redact ordinary words; they are too weak to be worth leaking less.
 MIN_SECRET_CHARS = 4
