@@ -4,6 +4,8 @@ a block that fails on demand."""
 from collections.abc import Iterator
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from flows.capabilities import CapabilityError
 from flows.catalog import CATALOG, Block, Param, register_block
@@ -56,3 +58,18 @@ def flaky_block() -> Iterator[dict[str, int]]:
     )
     yield calls
     CATALOG.pop("test.flaky")
+
+
+@pytest.fixture(scope="session")
+def app_key() -> tuple[str, bytes]:
+    """A GitHub App's private key (PEM, as GitHub hands it out) and its public key."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    ).decode()
+    public = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return private, public

@@ -8,8 +8,6 @@ import re
 
 import jwt as pyjwt
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from flows.models import Flow, Run
 from gallery.registry import use_template
@@ -290,21 +288,6 @@ def test_a_part_the_llm_connection_still_cuts_is_listed_as_partly_reviewed(
 # ---- GitHub App sign-in -------------------------------------------------------------------------
 
 APP_ID = 4242
-
-
-@pytest.fixture(scope="module")
-def app_key() -> tuple[str, bytes]:
-    """A GitHub App's private key (PEM, as GitHub hands it out) and its public key."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.TraditionalOpenSSL,
-        serialization.NoEncryption(),
-    ).decode()
-    public = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return private, public
 
 
 @pytest.fixture

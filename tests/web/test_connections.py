@@ -2,8 +2,6 @@
 only ever shown as their last four characters."""
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from django.test import override_settings
 from django.utils.html import escape
 
@@ -101,20 +99,6 @@ def test_deleting_a_connection_names_the_flows_that_use_it(alice_client, alice):
     response = alice_client.post(f"/connections/{connection.pk}/delete/", follow=True)
     assert "Deleted the connection “Work GitHub” and its credentials." in response.content.decode()
     assert not Connection.objects.exists()
-
-
-@pytest.fixture(scope="module")
-def app_key() -> tuple[str, bytes]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.TraditionalOpenSSL,
-        serialization.NoEncryption(),
-    ).decode()
-    public = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return private, public
 
 
 def test_a_github_app_connection_keeps_its_private_key_encrypted_and_signs_in(
