@@ -131,6 +131,11 @@ elif DATABASES["default"]["ENGINE"].endswith("postgresql"):
             "timeout": DB_POOL_TIMEOUT_S,
         },
     )
+# How many webhook requests of one server process may use the database at once (the others
+# queue): a burst of a thousand callers waits its turn instead of timing out on the pool.
+FLOWS_HOOK_DB_CONCURRENCY = env_int(
+    "FLOWS_HOOK_DB_CONCURRENCY", max(2, env_int("FLOWS_DB_POOL_SIZE", 10) // 2)
+)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

@@ -19,18 +19,25 @@ import asyncio
 import json
 import logging
 import time
+import weakref
 from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
-from django.db import DatabaseError, InterfaceError, OperationalError
+from django.db import (
+    DatabaseError,
+    InterfaceError,
+    OperationalError,
+    close_old_connections,
+    connection,
+)
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 
 from flows import quotas
-from flows.engine import FlowNotDeployed, FlowPaused, broadcast, logs, start_run
+from flows.engine import FlowNotDeployed, FlowPaused, answers, broadcast, start_run
 from flows.engine.queue import QueueUnreachable
 from flows.models import Flow, Run
 from integrations import jsonlimits
@@ -54,6 +61,31 @@ QUEUED_LATER = (
     "The run queue is unreachable: the run is stored and will start once the queue is back "
     "(the recovery sweep sends queued runs again within a few minutes). Do not send it again."
 )
+
+
+# Per event loop: how many requests may hold a database connection at once.
+_gates: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+async def _database(func, *args: Any) -> Any:
+    """`func(*args)` on the request's thread, with at most FLOWS_HOOK_DB_CONCURRENCY requests of
+    this process at it at once, and the connection handed back to the pool afterwards: a caller
+    who then waits a minute for its answer holds none, and a burst of a thousand callers queues
+    here instead of timing out on the pool (which would read as a database outage)."""
+    loop = asyncio.get_running_loop()
+    gate = _gates.get(loop)
+    if gate is None:
+        gate = _gates[loop] = asyncio.Semaphore(settings.FLOWS_HOOK_DB_CONCURRENCY)
+
+    def call() -> Any:
+        try:
+            return func(*args)
+        finally:
+            if not connection.in_atomic_block:  # a test's transaction stays open
+                close_old_connections()
+
+    async with gate:
+        return await sync_to_async(call)()
 
 
 class BadRequest(Exception):
@@ -227,39 +259,32 @@ def _start(token: str, event: dict, delivery_id: str) -> tuple[Run, bool]:
         raise BadRequest(409, str(exc)) from None
 
 
-def _answered_run(run_id: int) -> Run | None:
-    """The run once it has an answer for its caller: a response set by a step, or its end."""
+def _answered_run(run_id: int) -> dict[str, Any] | None:
+    """The run's answer once it has one for its caller: a response set by a step, or its end."""
     run = Run.objects.filter(pk=run_id).first()
     if run is not None and (run.response is not None or run.is_finished):
-        return run
+        return answers.answer_of(run)
     return None
 
 
-async def _wait_for(run_id: int, seconds: float) -> Run | None:
-    """The run once finished, or None after `seconds`; woken by the run's channel group."""
-    from channels.layers import get_channel_layer
-
-    broadcast.attach_loop(asyncio.get_running_loop())
-    layer = get_channel_layer()
-    channel = await layer.new_channel()
-    group = logs.run_group(run_id)
-    await layer.group_add(group, channel)
+async def _wait_for(run_id: int, seconds: float, check_first: bool) -> dict[str, Any] | None:
+    """The run's answer, or None after `seconds`. The process's hub hands it over; the database
+    is read only when a notice could have been missed (`check_first`: the hub was not listening
+    yet when the run started), and once more when time is up."""
+    hub = answers.hub()
     deadline = time.monotonic() + seconds
-    try:
-        run = await sync_to_async(_answered_run)(run_id)
-        while run is None:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return None
-            try:
-                message = await asyncio.wait_for(layer.receive(channel), remaining)
-            except TimeoutError:
-                return None
-            if any(e.get("type") in ANSWERS for e in message.get("events", ())):
-                run = await sync_to_async(_answered_run)(run_id)
-        return run
-    finally:
-        await layer.group_discard(group, channel)
+    if check_first:
+        await hub.ready()
+        answer = await _database(_answered_run, run_id)
+        if answer is not None:
+            return answer
+    while True:
+        answer = await hub.wait(run_id, max(0.0, deadline - time.monotonic()))
+        if answer is None or answer is answers.CHECK:
+            answer = await _database(_answered_run, run_id)
+            if answer is None and time.monotonic() < deadline:
+                continue
+        return answer
 
 
 @csrf_exempt
@@ -270,11 +295,15 @@ async def hook(request: HttpRequest, token: str) -> JsonResponse:
         return _error(405, "Send the event with POST.")
     try:
         wait = _wait_seconds(request)
+        if wait:
+            # Subscribed before the run exists, so that its answer cannot pass unheard.
+            await answers.hub().ready()
+        listening = answers.hub().subscribed.is_set()
         body = _parse_body(request)
         delivery_id = next(
             (request.headers[h] for h in DELIVERY_HEADERS if request.headers.get(h)), ""
         )
-        run, created = await sync_to_async(_start)(token, _event(request, body), delivery_id)
+        run, created = await _database(_start, token, _event(request, body), delivery_id)
     except BadRequest as exc:
         return _error(exc.status, exc.message, exc.retry_after_s)
     except QueueUnreachable as exc:
@@ -298,14 +327,16 @@ async def hook(request: HttpRequest, token: str) -> JsonResponse:
     if not wait and (run.plan or {}).get("responds"):
         wait = settings.FLOWS_WEBHOOK_MAX_WAIT_S  # the flow answers its callers itself
     if wait:
-        answered = await _wait_for(run.pk, wait)
-        if answered is not None and answered.response is not None:
-            return _flow_response(answered.response)
+        if run.is_finished:  # refused at once (a concurrency key dropped it)
+            answered = answers.answer_of(run)
+        else:
+            answered = await _wait_for(run.pk, wait, check_first=not listening)
+        if answered is not None and answered["response"] is not None:
+            return _flow_response(answered["response"])
         if answered is not None:
-            status = 500 if answered.status in FAILED else 200
-            return JsonResponse(
-                {**_run_answer(answered), "status_url": answer["status_url"]}, status=status
-            )
+            status = 500 if answered["status"] in FAILED else 200
+            body = {k: v for k, v in answered.items() if k != "response"}
+            return JsonResponse({**body, "status_url": answer["status_url"]}, status=status)
     return JsonResponse(answer, status=202)
 
 
@@ -328,7 +359,7 @@ def _run_status(token: str, run_id: int) -> Run | None:
 
 @_unless_database_down
 async def hook_run(request: HttpRequest, token: str, run_id: int) -> JsonResponse:
-    run = await sync_to_async(_run_status)(token, run_id)
+    run = await _database(_run_status, token, run_id)
     if run is None:
         return _error(404, "No run with this id belongs to this webhook.")
     return JsonResponse(_run_answer(run))

@@ -17,7 +17,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from flows.engine import broadcast
+from flows.engine import answers, broadcast
 from flows.models import LogLine, Run, StepRun
 
 LEVELS = {
@@ -162,8 +162,16 @@ def run_event(run: Run) -> dict[str, Any]:
 
 
 def send(run: Run, *events: dict[str, Any]) -> None:
-    """Send events of `run` to its group and its flow's group, as one message."""
+    """Send events of `run` to its group and its flow's group, as one message; when the run has
+    an answer for a caller who waits (it ended, or a respond step ran), hand it over too."""
     broadcast.send((run_group(run.pk), flow_group(run.flow_id)), list(events))
+    if any(_answers(event) for event in events):
+        answers.notify(run)
+
+
+def _answers(event: dict[str, Any]) -> bool:
+    kind = event.get("type")
+    return kind == "response" or (kind == "run" and event.get("status") in Run.FINISHED)
 
 
 class RunEvents:

@@ -410,3 +410,59 @@ def test_runs_of_a_killed_worker_are_recovered_by_the_next_worker_without_beat(j
 
     status = live.wait_until(finished, 60, "the new worker to recover the run", interval=0.2)
     assert (status["status"], status["output"]) == ("succeeded", {"attempt": 2}), status
+
+
+TITLE = """
+def main(event, ctx):
+    title = event["body"]["title"]
+    return {"words": len(title.split()), "upper": title.upper()}
+"""
+
+
+def _answers_of_redis() -> tuple[int, int]:
+    """Subscribers of the answers channel, and run channels anybody listens to."""
+    from redis import Redis
+
+    client = Redis.from_url(settings.REDIS_URL)
+    try:
+        answers = client.pubsub_channels("*__answers")
+        subscribers = sum(n for _, n in client.pubsub_numsub(*answers)) if answers else 0
+        return subscribers, len(client.pubsub_channels("*__group__run-*"))
+    finally:
+        client.close()
+
+
+def test_many_callers_waiting_at_once_each_get_their_own_answer(journey):
+    """Waiters hold no subscription, no database connection and no thread: one subscription per
+    server process hands every run's answer to its caller (bench/waiters.py measures the cost)."""
+    info = journey.seed(
+        document(
+            steps=[{"id": "count", "kind": "code.python", "config": {"source": TITLE}}], edges=[]
+        )
+    )
+    callers = 150
+    seen: list[tuple[int, int]] = []
+
+    async def burst() -> list[httpx.Response]:
+        limits = httpx.Limits(max_connections=callers)
+        async with httpx.AsyncClient(base_url=journey.base, timeout=90, limits=limits) as client:
+            posts = [
+                asyncio.create_task(
+                    client.post(f"/hooks/{info['token']}/?wait=60", json={"title": f"caller {n}"})
+                )
+                for n in range(callers)
+            ]
+            while DISTRIBUTED and not all(p.done() for p in posts):
+                seen.append(await asyncio.to_thread(_answers_of_redis))
+                await asyncio.sleep(0.05)
+            return await asyncio.gather(*posts)
+
+    answers = asyncio.run(burst())
+    assert [a.status_code for a in answers] == [200] * callers
+    assert [a.json()["output"] for a in answers] == [
+        {"words": 2, "upper": f"CALLER {n}"} for n in range(callers)
+    ]
+    if DISTRIBUTED:
+        assert seen, "the callers were answered before Redis could be looked at"
+        assert {subscribers for subscribers, _ in seen} == {1}
+        assert max(channels for _, channels in seen) == 0
