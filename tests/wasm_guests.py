@@ -22,6 +22,8 @@ from functools import cache
 from importlib.metadata import version
 from pathlib import Path
 
+from flows.sandbox.artifacts import declare_capabilities
+
 ROOT = Path(__file__).resolve().parent.parent
 GUESTS = Path(__file__).parent / "sandbox" / "guests"
 SDK = ROOT / "sdk"
@@ -214,8 +216,11 @@ def assemblyscript_guests() -> dict[str, bytes]:
             "the AssemblyScript example",
             cwd=folder,
         )
+        # AssemblyScript cannot write custom sections: its capabilities are declared after.
+        built = out / "word_count.wasm"
+        built.write_bytes(declare_capabilities(built.read_bytes(), ["kv.get", "kv.set"]))
 
-    sources = _sources(folder / "assembly", folder / "examples", folder / "asconfig.json")
+    sources = _sources(folder / "assembly", folder / "examples", folder / "package.json")
     return cached_build(["word_count"], sources, assemblyscript_toolchain(), build)
 
 
@@ -231,7 +236,10 @@ def zig_and_c_guests() -> dict[str, bytes]:
                 "-O",
                 "ReleaseSmall",
                 f"-femit-bin={out / 'zig_word_count.wasm'}",
-                zig / "examples" / "word_count.zig",
+                "--dep",
+                "flowbuilder",
+                f"-Mroot={zig / 'examples' / 'word_count.zig'}",
+                f"-Mflowbuilder={zig / 'flowbuilder.zig'}",
             ],
             "the Zig example",
             cwd=out,
