@@ -85,4 +85,3 @@ def delete_module(artifact: Artifact) -> None:
         shared = Artifact.objects.filter(digest=artifact.digest).exists()
     if not shared:
         (artifact_dir() / f"{artifact.digest}.wasm").unlink(missing_ok=True)
-

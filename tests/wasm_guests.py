@@ -43,7 +43,7 @@ ASC = SDK / "assemblyscript" / "node_modules" / ".bin" / "asc"
 
 # The prompt builder of the Code Review Bot in Python: plan.py's own functions, with a main()
 # that takes the same event and settings as the Rust example (sdk/rust/examples/prompt_builder.rs).
-PROMPT_BUILDER_MAIN = '''
+PROMPT_BUILDER_MAIN = """
 
 def main(event, ctx):
     payload = event.get("payload") or {}
@@ -62,12 +62,14 @@ def main(event, ctx):
         "skipped": skipped,
         "items": items,
     }
-'''
+"""
 
 
 def prompt_builder_python() -> str:
+    """plan.py with its main() (placeholder comment, LLM context lookup) replaced by the one above."""
     plan = (ROOT / "flow_templates" / "code-review-bot" / "plan.py").read_text()
-    return plan + PROMPT_BUILDER_MAIN
+    start, end = plan.index("\ndef main(event, ctx):"), plan.index("\ndef plan_files(")
+    return plan[:start] + plan[end:] + PROMPT_BUILDER_MAIN
 
 
 def build_freestanding_c(source: Path, output: Path) -> bytes:

@@ -96,7 +96,8 @@ class Command(BaseCommand):
         declare.add_argument("--output", help="Write here instead of changing the module.")
 
         upload = actions.add_parser(
-            "upload", help="Check a Wasm module and add it to a user's modules, as the builder does."
+            "upload",
+            help="Check a Wasm module and add it to a user's modules, as the builder does.",
         )
         upload.add_argument("module", help="The .wasm module.")
         upload.add_argument("--owner", required=True, help="The username it is uploaded for.")
