@@ -25,10 +25,9 @@ class ModuleInUse(Exception):
     def __init__(self, artifact: Artifact, flows: list[Flow]):
         self.flows = flows
         names = ", ".join(f"“{flow.name}”" for flow in flows)
+        where = "that flow (and its" if len(flows) == 1 else "those flows (and their"
         super().__init__(
-            f"{artifact.name} is used by {names}: remove it from "
-            f"{'that flow' if len(flows) == 1 else 'those flows'} (and their deployed versions) "
-            "first"
+            f"{artifact.name} is used by {names}: remove it from {where} deployed versions) first"
         )
 
 

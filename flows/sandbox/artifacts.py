@@ -198,7 +198,7 @@ def summarize_module(data: bytes) -> ModuleSummary:
     """The module's imports ("module.name") and its memory's declared size, in pages."""
     imports: list[str] = []
     memory: tuple[int, int | None, bool] | None = None
-    for section_id, start, end, _name_, _content in _sections(data):
+    for section_id, start, end, _custom, _content in _sections(data):
         if section_id not in (2, 5):
             continue
         _size, pos = _leb_u32(data, start + 1)
