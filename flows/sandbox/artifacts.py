@@ -61,10 +61,11 @@ def check_header(data: bytes) -> None:
         raise SandboxError(f"unsupported WebAssembly version {data[4:8].hex()}")
 
 
-def _leb_u32(data: bytes, pos: int) -> tuple[int, int]:
+def _leb_u32(data: bytes, pos: int, bits: int = 32) -> tuple[int, int]:
+    """An unsigned LEB128 number of at most `bits` bits at `pos`, and the position after it."""
     result = shift = 0
     while True:
-        if pos >= len(data) or shift > 28:
+        if pos >= len(data) or shift >= bits:
             raise SandboxError("not a valid WebAssembly module: a section header is truncated")
         byte = data[pos]
         pos += 1
@@ -161,19 +162,6 @@ PAGE = 65536
 IMPORT_KINDS = {0: "function", 1: "table", 2: "memory", 3: "global", 4: "tag"}
 
 
-def _leb_u64(data: bytes, pos: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        if pos >= len(data) or shift > 63:
-            raise SandboxError("not a valid WebAssembly module: a number is truncated")
-        byte = data[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        shift += 7
-        if byte < 0x80:
-            return result, pos
-
-
 def _name(data: bytes, pos: int) -> tuple[str, int]:
     length, pos = _leb_u32(data, pos)
     if pos + length > len(data):
@@ -187,10 +175,10 @@ def _limits(data: bytes, pos: int) -> tuple[int, int | None, bool, int]:
         raise SandboxError("not a valid WebAssembly module: limits are truncated")
     flags = data[pos]
     is64 = bool(flags & 0x04)
-    minimum, pos = _leb_u64(data, pos + 1)
+    minimum, pos = _leb_u32(data, pos + 1, 64)
     maximum = None
     if flags & 0x01:
-        maximum, pos = _leb_u64(data, pos)
+        maximum, pos = _leb_u32(data, pos, 64)
     return minimum, maximum, is64, pos
 
 
