@@ -206,33 +206,11 @@ def test_run_step_runs_an_sdk_example_with_a_local_key_value_store(
     module.write_bytes(sdk_modules[f"{language}_word_count"])
     (tmp_path / "event.json").write_text(json.dumps({"text": "one two three"}))
     (tmp_path / "kv.json").write_text(json.dumps({"words_total": 10}))
+    run_step = ["sandbox", "run-step", str(module), "--event", str(tmp_path / "event.json")]
     out, err = io.StringIO(), io.StringIO()
-    call_command(
-        "sandbox",
-        "run-step",
-        str(module),
-        "--event",
-        str(tmp_path / "event.json"),
-        "--kv",
-        str(tmp_path / "kv.json"),
-        "--grant",
-        "kv.get",
-        "--grant",
-        "kv.set",
-        stdout=out,
-        stderr=err,
-    )
+    kv = ["--kv", str(tmp_path / "kv.json")]
+    call_command(*run_step, *kv, "--grant", "kv.get", "--grant", "kv.set", stdout=out, stderr=err)
     assert json.loads(out.getvalue()) == {"words": 3, "total": 13, "shout": "ONE TWO THREE"}
     assert err.getvalue().strip() == "[info] counted 3 words"
     with pytest.raises(CommandError, match="capability 'kv.set' not granted"):
-        call_command(
-            "sandbox",
-            "run-step",
-            str(module),
-            "--event",
-            str(tmp_path / "event.json"),
-            "--grant",
-            "kv.get",
-            stdout=io.StringIO(),
-            stderr=io.StringIO(),
-        )
+        call_command(*run_step, "--grant", "kv.get", stdout=io.StringIO(), stderr=io.StringIO())
