@@ -6,7 +6,7 @@ PY := $(BIN)/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test setup setup-dev runner migrate static lint format worker beat bench screenshots clean
+.PHONY: run test setup setup-dev runner sdk-toolchains migrate static lint format worker beat bench screenshots clean
 
 $(VENV)/.base: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -39,7 +39,16 @@ run: setup
 	@echo "Serving Flowbuilder on http://$(HOST):$(PORT)/"
 	$(PY) manage.py runserver $(HOST):$(PORT)
 
-test: setup-dev
+# The compilers of the SDK examples the tests build (docs/sdk/): Debian's Rust for WebAssembly
+# (called as /usr/bin/cargo, never a rustup toolchain) and AssemblyScript from npm. Zig comes
+# from PyPI with requirements-dev.txt.
+RUST_PACKAGES := rustc cargo libstd-rust-dev-wasm32 librust-serde-json-dev
+sdk-toolchains:
+	@test -x /usr/bin/cargo -a -d /usr/lib/rustlib/wasm32-unknown-unknown -a -d /usr/share/doc/librust-serde-json-dev || (apt-get update -qq && apt-get install -y -qq $(RUST_PACKAGES) >/dev/null)
+	@command -v npm >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null)
+	@test -x sdk/assemblyscript/node_modules/.bin/asc || npm ci --prefix sdk/assemblyscript --no-audit --no-fund --loglevel=error
+
+test: setup-dev sdk-toolchains
 	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
 	$(PY) manage.py collectstatic --noinput --verbosity 0
 	$(BIN)/pytest $(PYTEST_ARGS)
@@ -63,7 +72,7 @@ worker: setup
 beat: setup
 	$(BIN)/celery -A flowbuilder beat --loglevel=info
 
-bench: setup-dev
+bench: setup-dev sdk-toolchains
 	$(PY) bench/sandbox.py
 
 clean:

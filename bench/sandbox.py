@@ -1,6 +1,11 @@
 """The cold cost of one sandboxed step: a new Store, instantiation and the call, as the engine pays
 it for every step run. Baseline: a fresh `python -c` process running the same trivial function.
 
+Then the speed case for compiled steps: the Code Review Bot's prompt builder on one 60-file pull
+request (tests/workloads.py), as a sandboxed Python step (plan.py's own functions), as the Rust
+SDK's example in the sandbox (sdk/rust/examples/prompt_builder.rs; the same output), and as the
+same Python run natively on the host, without a sandbox.
+
     .venv/bin/python bench/sandbox.py [--runs N]
 
 Prints a table, then (last line) one JSON object with the figures. Needs the runner built
@@ -29,7 +34,14 @@ import django  # noqa: E402
 django.setup()
 
 from flows.sandbox import run_python_step, run_wasm_step  # noqa: E402
-from tests.wasm_guests import GUESTS, build_freestanding_c  # noqa: E402
+from tests.wasm_guests import (  # noqa: E402
+    GUESTS,
+    build_freestanding_c,
+    prompt_builder_python,
+    rust_guests,
+)
+from tests.workloads import pull_request_event as review_event  # noqa: E402
+from tests.workloads import pull_request_files  # noqa: E402
 
 TRIVIAL = "def main(event, ctx):\n    return {'ok': True, 'keys': sorted(event)}\n"
 
@@ -77,6 +89,55 @@ def pull_request_event() -> dict:
             "user": {"login": "ada"},
         },
         "files": files,
+    }
+
+
+class HostContext:
+    """The `ctx` of a step run natively: settings, logs dropped, the files from memory."""
+
+    def __init__(self, settings: dict, files: list):
+        self.settings, self.files = settings, files
+
+    def call(self, capability: str, payload: dict) -> list:
+        return json.loads(json.dumps(self.files))
+
+    def info(self, *parts: object) -> None:
+        pass
+
+
+def prompt_builders(runs: int) -> dict[str, list[float]]:
+    """The prompt builder three ways on one 60-file pull request; checks they agree."""
+    event, files = review_event(), pull_request_files()
+    settings = {"context_size": 4000, "max_files": 40}
+    source = prompt_builder_python()
+    grants = {"github.pr.files": lambda payload: files}
+    module = rust_guests()["prompt_builder"]
+    context = {"settings": settings}
+    native: dict = {}
+    # On the host, the sandbox's `flowbuilder` module (CapabilityError) is a plain exception.
+    host_source = source.replace(
+        "from flowbuilder import CapabilityError", "CapabilityError = RuntimeError"
+    )
+    exec(compile(host_source, "prompt_builder", "exec"), native)
+
+    def python() -> object:
+        result = run_python_step(source, event, step="plan", context=context, capabilities=grants)
+        assert result.ok, result.error
+        return result.output
+
+    def rust() -> object:
+        result = run_wasm_step(module, event, step="plan", context=context, capabilities=grants)
+        assert result.ok, result.error
+        return result.output
+
+    def host() -> object:
+        return native["main"](json.loads(json.dumps(event)), HostContext(settings, files))
+
+    assert python() == rust() == json.loads(json.dumps(host()))
+    return {
+        "prompt_python_sandbox": timings(python, runs),
+        "prompt_rust_sandbox": timings(rust, runs),
+        "prompt_python_host": timings(host, runs),
     }
 
 
@@ -139,11 +200,12 @@ def main() -> None:
         "python_prompt": timings(prompt, max(args.runs // 2, 10)),
         "wasm_module": timings(wasm, args.runs * 2),
         "subprocess": timings(fresh_process, max(args.runs // 5, 10), warmup=2),
+        **prompt_builders(max(args.runs // 4, 10)),
     }
     print(f"event for the prompt step: {len(json.dumps(event)) / 1024:.1f} KB of JSON")
-    print(f"{'case':<16} {'runs':>5} {'p50 ms':>8} {'p90 ms':>8}")
+    print(f"{'case':<22} {'runs':>5} {'p50 ms':>8} {'p90 ms':>8}")
     for name, samples in cases.items():
-        print(f"{name:<16} {len(samples):>5} {p50(samples):>8.2f} {p90(samples):>8.2f}")
+        print(f"{name:<22} {len(samples):>5} {p50(samples):>8.2f} {p90(samples):>8.2f}")
     figures = {
         "python_trivial_ms_p50": round(p50(cases["python_trivial"]), 2),
         "python_trivial_ms_p90": round(p90(cases["python_trivial"]), 2),
@@ -151,6 +213,16 @@ def main() -> None:
         "wasm_module_ms_p50": round(p50(cases["wasm_module"]), 3),
         "subprocess_ms_p50": round(p50(cases["subprocess"]), 2),
         "speedup_vs_subprocess": round(p50(cases["subprocess"]) / p50(cases["python_trivial"]), 1),
+        **{
+            f"{name}_ms_p50": round(p50(cases[name]), 2)
+            for name in ("prompt_python_sandbox", "prompt_rust_sandbox", "prompt_python_host")
+        },
+        "prompt_rust_vs_python_sandbox": round(
+            p50(cases["prompt_python_sandbox"]) / p50(cases["prompt_rust_sandbox"]), 1
+        ),
+        "prompt_rust_vs_python_host": round(
+            p50(cases["prompt_python_host"]) / p50(cases["prompt_rust_sandbox"]), 2
+        ),
     }
     print(json.dumps(figures))
 

@@ -73,3 +73,22 @@ def app_key() -> tuple[str, bytes]:
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     return private, public
+
+
+@pytest.fixture(scope="session")
+def sdk_modules() -> dict[str, bytes]:
+    """Every SDK example and compiled hostile guest, built from source (cached by source digest
+    under build/guests/): rust_word_count, rust_prompt_builder, rust_hostile, c_word_count,
+    zig_word_count, assemblyscript_word_count."""
+    from tests.wasm_guests import assemblyscript_guests, rust_guests, zig_and_c_guests
+
+    rust = rust_guests()
+    zig_and_c = zig_and_c_guests()
+    return {
+        "rust_word_count": rust["word_count"],
+        "rust_prompt_builder": rust["prompt_builder"],
+        "rust_hostile": rust["hostile"],
+        "c_word_count": zig_and_c["c_word_count"],
+        "zig_word_count": zig_and_c["zig_word_count"],
+        "assemblyscript_word_count": assemblyscript_guests()["word_count"],
+    }

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .views import builder, connections, dashboard, flows, gallery, runs
+from .views import builder, connections, dashboard, flows, gallery, modules, runs
 
 urlpatterns = [
     path("", dashboard.home, name="home"),
@@ -62,6 +62,9 @@ urlpatterns = [
         connections.connection_delete,
         name="connection_delete",
     ),
+    path("modules/", modules.module_list, name="module_list"),
+    path("modules/choose/", modules.module_choose, name="module_choose"),
+    path("modules/<int:artifact_id>/delete/", modules.module_delete, name="module_delete"),
     path("templates/", gallery.gallery, name="gallery"),
     path("templates/<slug:slug>/use/", gallery.template_use, name="template_use"),
 ]

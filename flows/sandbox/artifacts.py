@@ -61,10 +61,11 @@ def check_header(data: bytes) -> None:
         raise SandboxError(f"unsupported WebAssembly version {data[4:8].hex()}")
 
 
-def _leb_u32(data: bytes, pos: int) -> tuple[int, int]:
+def _leb_u32(data: bytes, pos: int, bits: int = 32) -> tuple[int, int]:
+    """An unsigned LEB128 number of at most `bits` bits at `pos`, and the position after it."""
     result = shift = 0
     while True:
-        if pos >= len(data) or shift > 28:
+        if pos >= len(data) or shift >= bits:
             raise SandboxError("not a valid WebAssembly module: a section header is truncated")
         byte = data[pos]
         pos += 1
@@ -141,6 +142,99 @@ def declare_capabilities(data: bytes, names: list[str]) -> bytes:
     title = CAPABILITIES_SECTION.encode()
     body = _leb_encode(len(title)) + title + json.dumps(list(dict.fromkeys(names))).encode()
     return bytes(kept) + b"\x00" + _leb_encode(len(body)) + body
+
+
+@dataclass
+class ModuleSummary:
+    """What a module asks of the host, read from its bytes without compiling them."""
+
+    imports: list[str]
+    memory_min_pages: int | None
+    memory_max_pages: int | None
+    memory64: bool = False
+
+    @property
+    def memory_min_bytes(self) -> int:
+        return (self.memory_min_pages or 0) * PAGE
+
+
+PAGE = 65536
+IMPORT_KINDS = {0: "function", 1: "table", 2: "memory", 3: "global", 4: "tag"}
+
+
+def _name(data: bytes, pos: int) -> tuple[str, int]:
+    length, pos = _leb_u32(data, pos)
+    if pos + length > len(data):
+        raise SandboxError("not a valid WebAssembly module: a name runs past its section")
+    return data[pos : pos + length].decode("utf-8", "replace"), pos + length
+
+
+def _limits(data: bytes, pos: int) -> tuple[int, int | None, bool, int]:
+    """(minimum, maximum, 64-bit, next position) of a memory or table type."""
+    if pos >= len(data):
+        raise SandboxError("not a valid WebAssembly module: limits are truncated")
+    flags = data[pos]
+    is64 = bool(flags & 0x04)
+    minimum, pos = _leb_u32(data, pos + 1, 64)
+    maximum = None
+    if flags & 0x01:
+        maximum, pos = _leb_u32(data, pos, 64)
+    return minimum, maximum, is64, pos
+
+
+def summarize_module(data: bytes) -> ModuleSummary:
+    """The module's imports ("module.name") and its memory's declared size, in pages."""
+    imports: list[str] = []
+    memory: tuple[int, int | None, bool] | None = None
+    for section_id, start, end, _custom, _content in _sections(data):
+        if section_id not in (2, 5):
+            continue
+        _size, pos = _leb_u32(data, start + 1)
+        body = data[:end]
+        count, pos = _leb_u32(body, pos)
+        for _ in range(count):
+            if section_id == 5:
+                minimum, maximum, is64, pos = _limits(body, pos)
+                memory = memory or (minimum, maximum, is64)
+                continue
+            module, pos = _name(body, pos)
+            name, pos = _name(body, pos)
+            if pos >= len(body):
+                raise SandboxError("not a valid WebAssembly module: an import is truncated")
+            kind = body[pos]
+            pos += 1
+            if kind in (0, 4):
+                if kind == 4:
+                    pos += 1
+                _index, pos = _leb_u32(body, pos)
+            elif kind == 1:
+                _min, _max, _is64, pos = _limits(body, pos + 1)
+            elif kind == 2:
+                minimum, maximum, is64, pos = _limits(body, pos)
+                memory = memory or (minimum, maximum, is64)
+            elif kind == 3:
+                pos += 2
+            else:
+                raise SandboxError("not a valid WebAssembly module: an import has an unknown kind")
+            imports.append(f"{module}.{name}")
+    if memory is None:
+        return ModuleSummary(imports, None, None)
+    return ModuleSummary(imports, memory[0], memory[1], memory[2])
+
+
+def check_memory(summary: ModuleSummary) -> None:
+    """Refuses a module whose memory cannot fit any step's memory limit on this server."""
+    if summary.memory64:
+        raise SandboxError(
+            f"the module declares a 64-bit memory; steps run with 32-bit memory (see {ABI_DOC})"
+        )
+    most = settings.FLOWS_STEP_MEMORY_MIB_MAX * 1024 * 1024
+    if summary.memory_min_bytes > most:
+        raise SandboxError(
+            f"the module's memory starts at {format_size(summary.memory_min_bytes)} "
+            f"({summary.memory_min_pages:,} pages of 64 KiB); steps on this server may use at most "
+            f"{format_size(most)} (FLOWS_STEP_MEMORY_MIB_MAX)"
+        )
 
 
 def _signature(ty: FuncType) -> tuple[list[str], list[str]]:
@@ -243,6 +337,7 @@ def store_artifact(data: bytes) -> str:
             f"the module is {format_size(len(data))}; the limit is {format_size(limit)}"
         )
     module_capabilities(data)
+    check_memory(summarize_module(data))
     digest = hashlib.sha256(data).hexdigest()
     check_abi(load_module(runtime(), data, digest))
     path = artifact_dir() / f"{digest}.wasm"

@@ -534,6 +534,16 @@
       e.preventDefault();
       e.returnValue = "";
     });
+    // A module's "Grant ... to this step" button ticks the grants it declares.
+    document.body.addEventListener("click", function (e) {
+      if (!e.target.matches("[data-grant-module]")) return;
+      var changed = null;
+      JSON.parse(e.target.dataset.grantModule).forEach(function (name) {
+        var box = $all("[data-grant]", inspector).filter(function (el) { return el.value === name; })[0];
+        if (box && !box.checked) { box.checked = true; changed = box; }
+      });
+      if (changed) changed.dispatchEvent(new Event("change", { bubbles: true }));
+    });
     document.body.addEventListener("artifact-uploaded", function (e) {
       var field = $('[data-param="module"], [data-param="artifact"], [data-param="digest"]', inspector) || $("[data-param]", inspector);
       if (field) {

@@ -13,7 +13,7 @@ import wasmtime
 from django.core.management import call_command
 
 from flows.sandbox import Limits, run_python_step
-from tests.wasm_guests import FREESTANDING_C, GUESTS, WASI_C, ZIG, ZIG_EXE
+from tests.wasm_guests import FREESTANDING_C, GUESTS, SDK, WASI_C, ZIG, ZIG_EXE
 
 # Small limits keep the hostile cases fast.
 SMALL = {"timeout_s": 1, "memory_mib": 64, "log_bytes": 4096}
@@ -35,9 +35,17 @@ def artifact_dir(settings: object, tmp_path: Path) -> Path:
 def guests(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
     """Every guest module, compiled once per test session (side by side)."""
     out = tmp_path_factory.mktemp("guests")
+    c_sdk = ["-I", SDK / "c"]
     commands = {
-        "echo": [*ZIG, *FREESTANDING_C, "-o", out / "echo.wasm", GUESTS / "echo.c"],
-        "hostile": [*ZIG, *FREESTANDING_C, "-o", out / "hostile.wasm", GUESTS / "hostile.c"],
+        "echo": [*ZIG, *FREESTANDING_C, *c_sdk, "-o", out / "echo.wasm", GUESTS / "echo.c"],
+        "hostile": [
+            *ZIG,
+            *FREESTANDING_C,
+            *c_sdk,
+            "-o",
+            out / "hostile.wasm",
+            GUESTS / "hostile.c",
+        ],
         "wasi": [*ZIG, *WASI_C, "-o", out / "wasi.wasm", GUESTS / "wasi.c"],
         "greet": [
             *ZIG,

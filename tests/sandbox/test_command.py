@@ -196,3 +196,21 @@ def test_declare_writes_the_capabilities_a_module_needs(
     assert str(refused.value) == (
         f"{not_wasm}: not a WebAssembly module: it does not start with the \\0asm magic bytes"
     )
+
+
+@pytest.mark.parametrize("language", ["rust", "c", "zig", "assemblyscript"])
+def test_run_step_runs_an_sdk_example_with_a_local_key_value_store(
+    sdk_modules: dict[str, bytes], language: str, tmp_path: Path
+) -> None:
+    module = tmp_path / "word_count.wasm"
+    module.write_bytes(sdk_modules[f"{language}_word_count"])
+    (tmp_path / "event.json").write_text(json.dumps({"text": "one two three"}))
+    (tmp_path / "kv.json").write_text(json.dumps({"words_total": 10}))
+    run_step = ["sandbox", "run-step", str(module), "--event", str(tmp_path / "event.json")]
+    out, err = io.StringIO(), io.StringIO()
+    kv = ["--kv", str(tmp_path / "kv.json")]
+    call_command(*run_step, *kv, "--grant", "kv.get", "--grant", "kv.set", stdout=out, stderr=err)
+    assert json.loads(out.getvalue()) == {"words": 3, "total": 13, "shout": "ONE TWO THREE"}
+    assert err.getvalue().strip() == "[info] counted 3 words"
+    with pytest.raises(CommandError, match="capability 'kv.set' not granted"):
+        call_command(*run_step, "--grant", "kv.get", stdout=io.StringIO(), stderr=io.StringIO())

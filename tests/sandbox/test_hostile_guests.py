@@ -220,7 +220,57 @@ MODULE_ATTACKS = {
 }
 
 
-@pytest.mark.parametrize("attack", MODULE_ATTACKS)
+# A call storm: a module calling a granted capability in a loop, as fast as the host answers.
+COMPILED_ATTACKS = {
+    **{name: MODULE_ATTACKS[name] for name in ("loop", "memory", "logs", "trap", "big-output")},
+    "calls": ("timeout", "step 'hostile' exceeded its 1 s time limit"),
+}
+
+
+@pytest.fixture(scope="module")
+def compiled_hostile(guests: dict[str, bytes], sdk_modules: dict[str, bytes]) -> dict[str, bytes]:
+    """The hostile guest in C (tests/sandbox/guests/hostile.c) and in Rust, with the Rust SDK
+    (tests/sandbox/guests/rust/)."""
+    return {"c": guests["hostile"], "rust": sdk_modules["rust_hostile"]}
+
+
+@pytest.mark.parametrize("language", ["c", "rust"])
+@pytest.mark.parametrize("attack", COMPILED_ATTACKS)
+def test_a_compiled_attack_ends_only_its_own_step(
+    compiled_hostile: dict[str, bytes], language: str, attack: str, still_works: Callable
+) -> None:
+    module = compiled_hostile[language]
+    started = time.monotonic()
+    result = run_wasm_step(
+        module,
+        {"attack": attack},
+        step="hostile",
+        capabilities={"kv.get": kv_get},
+        limits=Limits(**SMALL),
+    )
+    assert (result.ok, result.error_kind, result.error) == (False, *COMPILED_ATTACKS[attack])
+    assert time.monotonic() - started < 5
+    still_works()
+    after = run_wasm_step(module, {"attack": "none"}, step="hostile")
+    assert (after.ok, after.output) == (True, "no attack")
+
+
+def test_a_rust_panic_leaves_its_message_in_the_log(compiled_hostile: dict[str, bytes]) -> None:
+    result = run_wasm_step(compiled_hostile["rust"], {"attack": "trap"}, step="hostile")
+    [(level, message)] = result.logs
+    assert level == "error"
+    assert message.startswith("panicked at 'the pull request has no files', src/lib.rs:")
+
+
+def test_a_python_call_storm_meets_the_same_limit(still_works: Callable) -> None:
+    result = run_hostile(
+        "def main(event, ctx):\n    while True:\n        ctx.call('kv.get', {'key': 'storm'})\n"
+    )
+    assert (result.error_kind, result.error.splitlines()[-1]) == COMPILED_ATTACKS["calls"]
+    still_works()
+
+
+@pytest.mark.parametrize("attack", ["bad-buffer", "not-json"])
 def test_module_attack_ends_only_its_own_step(
     guests: dict[str, bytes], attack: str, still_works: Callable
 ) -> None:

@@ -222,13 +222,19 @@ def test_uploading_a_wasm_module_stores_it_and_fills_in_its_digest(
         ["kv.get"],
     )
     body = response.content.decode()
-    assert f"Uploaded greeter.wasm ({len(data)}\xa0bytes), sha256 {artifact.digest[:12]}…" in body
-    assert "it asks for kv.get." in body
+    assert "Uploaded <strong>greeter.wasm</strong>: it follows the Flowbuilder ABI." in body
+    assert f"<dt>Size</dt><dd>{len(data)}\xa0bytes</dd>" in body
+    assert f'<code class="digest">{artifact.digest}</code>' in body
+    assert "<dt>Imports</dt><dd><code>flowbuilder.log</code></dd>" in body
+    assert "<dt>Capabilities it may call</dt><dd><code>kv.get</code></dd>" in body
+    assert 'data-grant-module="[&quot;kv.get&quot;]">Grant kv.get to this step</button>' in body
     event = json.loads(response["HX-Trigger"])["artifact-uploaded"]
     assert event == {"digest": artifact.digest, "name": "greeter.wasm", "imports": ["kv.get"]}
     form = node_form(alice_client, greeter, {"id": "module", "kind": "code.wasm", "config": {}})
     assert f'hx-post="/flows/{greeter.pk}/builder/upload/"' in form
-    assert f'<code title="{artifact.digest}">greeter.wasm</code>' in form
+    assert f'<option value="{artifact.digest}" >greeter.wasm · {artifact.digest[:12]}</option>' in (
+        form
+    )
 
 
 def test_a_file_that_is_not_wasm_is_refused_in_plain_words(
@@ -237,8 +243,9 @@ def test_a_file_that_is_not_wasm_is_refused_in_plain_words(
     settings.FLOWS_ARTIFACT_DIR = tmp_path
     response = upload(alice_client, greeter, "notes.txt", b"hello")
     assert response.status_code == 400
-    assert "not a WebAssembly module: it does not start with the \\0asm magic bytes" in (
-        response.content.decode()
+    assert (
+        "notes.txt was not uploaded: not a WebAssembly module: it does not start with the "
+        "\\0asm magic bytes" in response.content.decode()
     )
     assert not Artifact.objects.exists()
 

@@ -27,7 +27,7 @@ from flows.compiler import CompileError, compile_document
 from flows.document import upgrade
 from flows.engine import start_run
 from flows.models import Artifact, Flow, StepRun
-from flows.sandbox import SandboxError, module_capabilities, store_artifact
+from flows.sandbox import SandboxError
 from integrations import jsonlimits
 from integrations.forms import SERVICE_FORMS, form_for
 from integrations.models import Connection
@@ -37,6 +37,7 @@ from ..forms import NodeField, node_fields, service_label
 from ..samples import default_event, github_sample_names, sample_event, saved_runs
 from .connections import labelled
 from .flows import deploy_flow, owned_flow
+from .modules import details_context, details_response, upload_from
 from .runs import live_context
 
 CATEGORY_TITLES = {
@@ -409,38 +410,37 @@ def builder_node_form(request: HttpRequest, flow_id: int) -> HttpResponse:
         "grants": step.get("grants") or [],
         "limits": step.get("limits") or {},
         "pickers": pickers,
-        "artifacts": Artifact.objects.owned_by(request.user).order_by("-created_at")[:20],
+        "artifacts": Artifact.objects.owned_by(request.user).order_by("-created_at")[:50],
     }
+    if block and block.kind == "code.wasm":
+        context.update(chosen_module(request, config.get("artifact")))
     return render(request, "web/_node_form.html", context)
+
+
+def chosen_module(request: HttpRequest, digest: Any) -> dict:
+    """The details of the module a Wasm step names, when it is one of the user's."""
+    artifact = (
+        Artifact.objects.owned_by(request.user).filter(digest=digest).first()
+        if isinstance(digest, str)
+        else None
+    )
+    if artifact is None:
+        return {}
+    try:
+        return details_context(artifact)
+    except SandboxError:
+        return {}
 
 
 @login_required
 @require_POST
 def builder_upload(request: HttpRequest, flow_id: int) -> HttpResponse:
-    """Store an uploaded Wasm module in the artifact store and remember it for this user."""
+    """Check and store an uploaded Wasm module for this user; show what it asks for."""
     owned_flow(request, flow_id)
-    upload = request.FILES.get("module")
-    if upload is None:
-        return render(
-            request, "web/_upload_result.html", {"problem": "Choose a .wasm file first."}, 400
-        )
-    data = upload.read()
-    try:
-        digest = store_artifact(data)
-        imports = module_capabilities(data)
-    except SandboxError as exc:
-        return render(request, "web/_upload_result.html", {"problem": str(exc)}, status=400)
-    artifact, _ = Artifact.objects.update_or_create(
-        owner=request.user,
-        digest=digest,
-        defaults={"name": upload.name[:200], "size": len(data), "imports": imports},
-    )
-    response = render(request, "web/_upload_result.html", {"artifact": artifact})
-    return trigger_client_event(
-        response,
-        "artifact-uploaded",
-        {"digest": digest, "name": artifact.name, "imports": imports},
-    )
+    artifact, problem = upload_from(request)
+    if artifact is None:
+        return render(request, "web/_upload_result.html", {"problem": problem}, status=400)
+    return details_response(request, artifact, uploaded=True)
 
 
 @login_required

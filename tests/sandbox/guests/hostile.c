@@ -28,6 +28,9 @@ FB_EXPORT("run") uint64_t run(const char *input, size_t len) {
     if (ATTACK("logs")) {
         for (;;) fb_log_str(1, "all work and no play makes a dull module");
     }
+    if (ATTACK("calls")) {
+        for (;;) fb_call_str("kv.get", "{\"key\": \"storm\"}");
+    }
     if (ATTACK("ungranted")) return wrap_ok(fb_call_str("github.pr.get", "{\"number\": 1}"));
     if (ATTACK("malformed")) return wrap_ok(fb_call_str("kv.get", "{not json"));
     if (ATTACK("not-object")) return wrap_ok(fb_call_str("kv.get", "[1, 2]"));
