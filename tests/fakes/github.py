@@ -59,8 +59,11 @@ class FakeGitHub(FakeServer):
         self.apps: dict[str, dict[str, Any]] = {}
         self.token = token
         self.login = login
-        # Seconds each answer takes (outside the lock answers are made under, so calls overlap).
+        # Seconds each answer takes (outside the lock answers are made under, so calls overlap),
+        # and the most requests served at the same time.
         self.latency = 0.0
+        self.in_flight = 0
+        self.max_in_flight = 0
         self.add_token(token, login)
         super().__init__()
 
@@ -206,8 +209,18 @@ class FakeGitHub(FakeServer):
         ]
 
     def dispatch(self, request: Recorded) -> Answer:
-        if self.latency:
-            time.sleep(self.latency)
+        with self.lock:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            if self.latency:
+                time.sleep(self.latency)
+            return self.answer(request)
+        finally:
+            with self.lock:
+                self.in_flight -= 1
+
+    def answer(self, request: Recorded) -> Answer:
         auth = request.headers.get("authorization", "")
         token = auth.removeprefix("Bearer ").removeprefix("token ")
         if request.path == "/app" or request.path.startswith("/app/"):
