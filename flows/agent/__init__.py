@@ -69,7 +69,13 @@ AGENT = Block(
             default=[],
             description="The tools the model may call; nothing else can be called.",
         ),
-        Param("model", "string", label="Model", description="Defaults to the connection's model."),
+        Param(
+            "model",
+            "string",
+            label="Model",
+            templated=True,
+            description="Defaults to the connection's model.",
+        ),
         Param("temperature", "number", label="Temperature", description="0 to 2."),
         Param(
             "max_iterations",
