@@ -84,8 +84,11 @@ def test_code_review_bot_offers_the_settings_its_users_need():
         "language",
         "tone",
         "files_at_once",
+        "investigate",
+        "investigate_reads",
     ]
     assert settings_by_name["github_repo"].required
+    assert settings_by_name["investigate"].default is False
     assert settings_by_name["files_at_once"].default == 4
     assert settings_by_name["trigger_phrase"].default == "/review"
     assert "package-lock.json" in settings_by_name["ignore_globs"].default
