@@ -143,7 +143,8 @@ def sample_schema(sample: Any) -> dict[str, Any]:
 def tool_capabilities(config: dict[str, Any]) -> list[str]:
     """The capabilities the step's tools need bound (the notes and the memory use the store)."""
     names: list[str] = []
-    for spec in config.get("tools") or []:
+    tools = config.get("tools")
+    for spec in tools if isinstance(tools, list) else []:
         if not isinstance(spec, dict):
             continue
         if isinstance(spec.get("capability"), str):
