@@ -165,7 +165,8 @@ class FakeLLM(FakeServer):
                 },
             )
         prompt = sum(
-            tokens(m.get("content") or "") + tokens(json.dumps(m.get("tool_calls") or ""))
+            tokens(m.get("content") or "")
+            + (tokens(json.dumps(m["tool_calls"])) if m.get("tool_calls") else 0)
             for m in messages
         ) + (tokens(json.dumps(body["tools"])) if body.get("tools") else 0)
         if self.context_size is not None and prompt > self.context_size:
@@ -196,9 +197,9 @@ class FakeLLM(FakeServer):
                     }
                 )
             finish = "tool_calls"
-        completion = tokens(message["content"] or "") + tokens(
-            json.dumps(message.get("tool_calls") or "")
-        )
+        completion = tokens(message["content"] or "")
+        if message.get("tool_calls"):
+            completion += tokens(json.dumps(message["tool_calls"]))
         return Answer(
             200,
             {

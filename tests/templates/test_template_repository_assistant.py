@@ -83,11 +83,10 @@ def test_a_new_issue_is_answered_once_after_the_agent_reads_the_repository(
         "github_pulls_list",
     ]
     agent = StepRun.objects.get(run=run, step_id="answer")
-    assert [e.get("name") for e in agent.trace if e["kind"] == "tool"] == [
-        "github_code_search",
-        "github_file_read",
-        "github_pulls_list",
-    ]
+    called = [e.get("name") for e in agent.trace if e["kind"] == "tool"]
+    # The second turn's two calls ran at the same time: they finish in either order.
+    assert called[0] == "github_code_search"
+    assert sorted(called[1:]) == ["github_file_read", "github_pulls_list"]
 
 
 def test_a_follow_up_comment_with_the_phrase_remembers_the_issue(assistant, github, llm, deliver):
