@@ -362,6 +362,8 @@ FLOWS_STEP_RETRY_BACKOFF_S = float(os.environ.get("FLOWS_STEP_RETRY_BACKOFF_S", 
 FLOWS_STEP_RETRY_BACKOFF_MAX_S = float(os.environ.get("FLOWS_STEP_RETRY_BACKOFF_MAX_S", "60"))
 # Time budget of a host-side block (integration or logic) when summing a run's time limit.
 FLOWS_BLOCK_TIMEOUT_S = env_int("FLOWS_BLOCK_TIMEOUT_S", 60)
+# The longest time budget an agent step may be given (docs/agents.md).
+FLOWS_AGENT_MAX_TIME_S = env_int("FLOWS_AGENT_MAX_TIME_S", 1800)
 FLOWS_RUN_DEFAULT_TIME_LIMIT_S = env_int("FLOWS_RUN_DEFAULT_TIME_LIMIT_S", 600)
 # A run whose worker died is executed again up to this many times in all, then failed.
 FLOWS_RUN_MAX_ATTEMPTS = env_int("FLOWS_RUN_MAX_ATTEMPTS", 2)

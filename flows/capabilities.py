@@ -69,6 +69,9 @@ class Capability:
     # Human-readable payload and result shapes, for the docs and the builder.
     payload_doc: dict[str, str] = field(default_factory=dict)
     result_doc: str = ""
+    # Whether a call changes something outside the run (posts, labels, stores): an agent's
+    # "ask first" applies to these.
+    writes: bool = False
 
 
 REGISTRY: dict[str, Capability] = {}
@@ -81,6 +84,7 @@ def register(
     description: str = "",
     payload_doc: dict[str, str] | None = None,
     result_doc: str = "",
+    writes: bool = False,
 ) -> Callable[[Handler], Handler]:
     def decorate(handler: Handler) -> Handler:
         REGISTRY[name] = Capability(
@@ -90,6 +94,7 @@ def register(
             description=description,
             payload_doc=payload_doc or {},
             result_doc=result_doc,
+            writes=writes,
         )
         return handler
 

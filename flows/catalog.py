@@ -48,6 +48,16 @@ class Block:
     # Host-side execution for non-code blocks: execute(config, ctx: BlockContext) -> output, where
     # config holds the step's field values with templates already rendered.
     execute: Callable[..., Any] | None = field(default=None, compare=False)
+    # Blocks whose capabilities depend on their configuration (an agent's tools):
+    # capabilities_from(config) -> capability names, bound like `capabilities`.
+    capabilities_from: Callable[[dict], list[str]] | None = field(default=None, compare=False)
+    # check(config, owner) -> [(field, problem)]: what the params alone cannot express.
+    check: Callable[[dict, Any], list[tuple[str, str]]] | None = field(default=None, compare=False)
+    # limits_from(config) -> the step's limits ({"timeout_s": ...}) from its configuration.
+    limits_from: Callable[[dict], dict] | None = field(default=None, compare=False)
+    # Whether its execution runs work on threads of its own that may log or use the key-value
+    # store (an agent's parallel tool calls): it never runs on the run's coordinator thread.
+    threaded: bool = False
 
 
 @dataclass(frozen=True)
@@ -65,11 +75,31 @@ class BlockContext(Protocol):
     settings: dict[str, Any]
     steps: dict[str, Any]  # outputs of earlier steps, by step id
     step_id: str
+    run: dict[str, Any]  # flow_id, run_id, step, trigger, attempt (and a loop's item, index)
 
     def capability(self, name: str) -> Callable[[Any], Any]:
         """The capability `name` bound to this flow's connection; raises CapabilityError."""
 
     def log(self, level: str, message: str) -> None: ...
+
+    def trace(self, entry: dict[str, Any]) -> None:
+        """Record one entry of the step's trace (an agent's model turn or tool call): shown live
+        under the step and stored with its step run."""
+
+    def database(self, fn: Callable[[], Any]) -> Any:
+        """fn() on the thread holding the run's database connection (a run uses one)."""
+
+    def call_flow(self, config: dict[str, Any]) -> Any:
+        """Run another flow of the owner as `flow.call` does ({flow, version, input}) and return
+        its output; raises CapabilityError when it fails."""
+
+
+def block_capabilities(block: Block, config: dict[str, Any]) -> list[str]:
+    """The capabilities a step of this block is bound to with this configuration."""
+    names = list(block.capabilities)
+    if block.capabilities_from is not None:
+        names += [n for n in block.capabilities_from(config) if n not in names]
+    return names
 
 
 ERROR_PORT = "error"

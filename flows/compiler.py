@@ -339,7 +339,7 @@ class _Compiler:
             "position": position,
             "config": config,
             "templated": [p.name for p in block.params if p.templated],
-            "grants": grants if is_code else list(block.capabilities),
+            "grants": grants if is_code else catalog.block_capabilities(block, config),
             "limit_overrides": step.get("limits") or {},
             "limits": None,
             "artifact": None,
@@ -350,6 +350,8 @@ class _Compiler:
         }
         if is_code:
             self.compile_code(step, block, config, earlier, compiled)
+        elif block.limits_from is not None:
+            compiled["limits"] = block.limits_from(config)
         elif block.execute is None and not block.control:
             self.add(step_id, "kind", f"block '{block.kind}' cannot run as a step")
         self.check_flow_block(step, block, config)
@@ -359,6 +361,9 @@ class _Compiler:
     def check_flow_block(self, step: dict[str, Any], block: catalog.Block, config: dict) -> None:
         """The checks of the flow language's blocks that their params alone cannot express."""
         step_id = step["id"]
+        if block.check is not None:
+            for field, problem in block.check(config, self.owner):
+                self.add(step_id, field, problem)
         if block.kind == "logic.switch" and "cases" in config:
             for problem in switch_case_problems(config["cases"]):
                 self.add(step_id, "cases", problem)

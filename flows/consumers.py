@@ -42,7 +42,15 @@ def _backlog(run_id: int) -> tuple[list[dict], list[dict], dict | None]:
         logs.log_event(run_id, line)
         for line in LogLine.objects.filter(run_id=run_id).order_by("seq")[:BACKLOG_LIMIT]
     ]
-    steps = [logs.step_event(s) for s in StepRun.objects.filter(run_id=run_id)]
+    rows = list(StepRun.objects.filter(run_id=run_id))
+    steps = [logs.step_event(s) for s in rows]
+    # The trace of a step still running (an agent's turns so far): the page shows the rest.
+    steps += [
+        logs.trace_event(s, entry, seq)
+        for s in rows
+        if s.status == StepRun.Status.RUNNING
+        for seq, entry in enumerate(s.trace, 1)
+    ]
     return lines, steps, logs.run_event(run) if run.is_finished else None
 
 
@@ -107,7 +115,7 @@ class RunConsumer(_Consumer):
             await self.send_json(event)
             self.last_seq = event["seq"]
         for event in steps:
-            await self.forward_step(event)
+            await self.forward(event)
         if final is not None:
             self.final_sent = True
             await self.send_json(final)
@@ -127,6 +135,9 @@ class RunConsumer(_Consumer):
             await self.send_json(event)
         elif kind == "step":
             await self.forward_step(event)
+        elif kind == "trace":
+            # Entries the page has already are dropped by their id (static/js/live.js).
+            await self.send_json(event)
         elif kind == "run":
             if self.final_sent:
                 return

@@ -250,6 +250,9 @@ class StepRun(models.Model):
     duration_ms = models.FloatField(default=0)
     fuel_used = models.BigIntegerField(default=0)
     tokens = models.JSONField(default=dict, blank=True, help_text="LLM token usage of this step.")
+    trace = models.JSONField(
+        default=list, blank=True, help_text="An agent's model turns and tool calls, in order."
+    )
     attempt = models.PositiveIntegerField(default=1)
     started_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -27,6 +27,7 @@ ORDER = (
     "issue-triage",
     "telegram-chat-bot",
     "daily-digest",
+    "repository-assistant",
 )
 
 

@@ -129,8 +129,10 @@ def offer(
     description: str,
     params: tuple[Param, ...],
     result: str,
+    writes: bool = False,
 ) -> Callable[[Callable[[CapabilityContext, dict], Any]], Callable]:
-    """Register `handler(ctx, payload)` as capability `name` and as a block of the same kind."""
+    """Register `handler(ctx, payload)` as capability `name` and as a block of the same kind;
+    `writes` marks a capability that changes something outside the run (see flows.capabilities)."""
 
     def decorate(handler: Callable[[CapabilityContext, dict], Any]) -> Callable:
         def guarded(ctx: CapabilityContext, payload: Any) -> Any:
@@ -156,6 +158,7 @@ def offer(
                 for p in params
             },
             result_doc=result,
+            writes=writes,
         )(guarded)
         register_block(
             Block(

@@ -4,6 +4,10 @@ This step is the body of the loop `files`: `ctx.run["item"]` is the file planned
 (its prompts, one per part). A part the model fails on is noted and the other parts go on; when
 it fails on every part the step fails, so the loop records the file as not reviewed and the
 comment says why, while the other files go on.
+
+With the setting `investigate` on, the model may first read other files of the repository (at
+the pull request's head commit) through one read-only tool, `read_file`, which this step answers
+with the `github.file.read` capability: at most `investigate_reads` files per part.
 """
 
 import json
@@ -11,6 +15,21 @@ import re
 import time
 
 ANSWER_TOKENS = 700
+# What one file read may add to the conversation.
+READ_CHARS = 6000
+READ_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "read_file",
+        "description": "Read another file of the repository at the pull request's head commit, "
+        "e.g. to see how the changed code is called. Returns the file's text.",
+        "parameters": {
+            "type": "object",
+            "properties": {"path": {"type": "string", "description": "e.g. src/app.py"}},
+            "required": ["path"],
+        },
+    },
+}
 SEVERITIES = ("high", "medium", "low")
 # Stop starting model calls before the step's time limit ("limits": {"timeout_s": 300}).
 TIME_BUDGET_S = 240
@@ -86,7 +105,70 @@ def ask(ctx, plan, prompt):
     }
     if plan["model"]:
         payload["model"] = plan["model"]
-    return ctx.call("llm.chat", payload)
+    reads = int_setting(ctx.settings, "investigate_reads", 3)
+    if str(ctx.settings.get("investigate")).lower() not in ("true", "1", "yes", "on"):
+        return ctx.call("llm.chat", payload)
+    payload["system"] += (
+        f" Before you answer you may read up to {reads} other files of the repository with "
+        "read_file, when the change cannot be judged without them."
+    )
+    return investigate(ctx, plan, payload, reads)
+
+
+def investigate(ctx, plan, payload, reads):
+    """The model's turns until it answers: each read_file call is answered with the file."""
+    messages = list(payload["messages"])
+    done = 0
+    while True:
+        turn = dict(payload, messages=messages)
+        if done < reads:
+            turn["tools"] = [READ_TOOL]
+        result = ctx.call("llm.chat", turn)
+        calls = result.get("tool_calls") or []
+        if not calls or done >= reads:
+            return result
+        messages.append(
+            {
+                "role": "assistant",
+                "content": result.get("content") or "",
+                "tool_calls": [
+                    {
+                        "id": c["id"],
+                        "type": "function",
+                        "function": {"name": c["name"], "arguments": c["arguments"]},
+                    }
+                    for c in calls
+                ],
+            }
+        )
+        for call in calls:
+            done += 1
+            messages.append(
+                {"role": "tool", "tool_call_id": call["id"], "content": read_file(ctx, plan, call)}
+            )
+
+
+def read_file(ctx, plan, call):
+    """The answer to one tool call: the file's text, or what went wrong, for the model."""
+    if call["name"] != "read_file":
+        return f"There is no tool named {call['name']!r}; the only tool is read_file."
+    try:
+        path = json.loads(call["arguments"] or "{}").get("path")
+    except (ValueError, AttributeError):
+        path = None
+    if not isinstance(path, str) or not path:
+        return 'Call read_file with a JSON object such as {"path": "src/app.py"}.'
+    try:
+        found = ctx.call(
+            "github.file.read", {"repo": plan["repo"], "path": path, "ref": plan["head"]}
+        )
+    except ctx.CapabilityError as exc:
+        return f"Could not read {path}: {exc}"
+    ctx.info(f"Read {path} to review the change.")
+    if found.get("type") == "dir":
+        return json.dumps([e["path"] for e in found["entries"]])
+    text = found.get("content") or ""
+    return text[:READ_CHARS] + ("\n[... cut]" if len(text) > READ_CHARS else "")
 
 
 def int_setting(settings, name, default):

@@ -377,6 +377,10 @@ class RunExecution:
         outcome.duration_ms = (time.perf_counter() - started) * 1000
         return outcome
 
+    def run_flow(self, step_id: str, config: dict[str, Any]) -> StepOutcome:
+        """A flow called from inside a step (an agent's tool), as `flow.call` would."""
+        return call_flow(self.run, step_id, config)
+
     def park(self, resume_at, output: Any) -> None:
         """Nothing can go on before `resume_at`: free the worker; the queue brings it back."""
         run = self.run

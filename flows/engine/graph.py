@@ -29,12 +29,19 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from flows import capabilities as capability_registry
-from flows import templating
+from flows import catalog, templating
 from flows.capabilities import CapabilityError, step_deadline
 from flows.catalog import ERROR_PORT
 from flows.document import OUT, TRIGGER
 from flows.engine import logs
-from flows.engine.steps import StepOutcome, Usage, capability_callables, render_config, run_step
+from flows.engine.steps import (
+    StepHooks,
+    StepOutcome,
+    Usage,
+    capability_callables,
+    render_config,
+    run_step,
+)
 from flows.models import Run, StepRun
 
 if TYPE_CHECKING:
@@ -51,6 +58,7 @@ FINISHED_FIELDS = [
     "duration_ms",
     "fuel_used",
     "tokens",
+    "trace",
     "resume_at",
     "finished_at",
 ]
@@ -386,10 +394,11 @@ class Walker:
             row.save(force_insert=True)
             self.x.events.flush(logs.step_event(row))
         context = self.context(frame, step_id)
-        if inline:
+        block = catalog.get_block(step["kind"])
+        if inline and not (block and block.threaded):
             if delay:
                 time.sleep(delay)
-            self.finish_step(frame, step_id, row, self.execute(step, context))
+            self.finish_step(frame, step_id, row, self.execute(step, context, row))
             return
         if self.pool is None:
             self.pool = ThreadPoolExecutor(
@@ -405,12 +414,12 @@ class Walker:
         try:
             if delay:
                 time.sleep(delay)
-            outcome = self.execute(step, context)
+            outcome = self.execute(step, context, row)
         except BaseException as exc:  # noqa: BLE001 - reported as the step's failure
             outcome = StepOutcome("failed", error=f"the engine failed: {type(exc).__name__}: {exc}")
         self.messages.put(("done", frame, step_id, row, outcome))
 
-    def execute(self, step: dict[str, Any], context: dict[str, Any]) -> StepOutcome:
+    def execute(self, step: dict[str, Any], context: dict[str, Any], row: StepRun) -> StepOutcome:
         usage = Usage()
         writer = self.x.log.for_step(step["id"])
 
@@ -435,7 +444,7 @@ class Walker:
         limit = (step.get("limits") or {}).get("timeout_s") or settings.FLOWS_BLOCK_TIMEOUT_S
         token = step_deadline.set(time.monotonic() + limit)
         try:
-            outcome = run_step(step, context, callables, log)
+            outcome = run_step(step, context, callables, log, self.hooks(step, row))
         finally:
             step_deadline.reset(token)
         outcome.usage = usage.totals
@@ -445,6 +454,33 @@ class Walker:
 
     def coordinated(self, call):
         return lambda payload: self.on_coordinator(lambda: call(payload))
+
+    def hooks(self, step: dict[str, Any], row: StepRun) -> StepHooks:
+        """A step's trace (sent live, and kept on its row as it grows) and its flow calls."""
+        entries: list[dict[str, Any]] = []
+        lock = threading.Lock()
+
+        def trace(entry: dict[str, Any]) -> None:
+            entry = self.x.redact.value(entry)
+            with lock:
+                entries.append(entry)
+                kept = list(entries)
+            self.x.events.flush(logs.trace_event(row, entry, len(kept)))
+
+            def store() -> None:
+                row.trace = kept
+                if row.pk is not None:
+                    StepRun.objects.filter(pk=row.pk).update(trace=kept)
+
+            self.on_coordinator(store)
+
+        def call_flow(config: dict[str, Any]) -> Any:
+            outcome = self.on_coordinator(lambda: self.x.run_flow(step["id"], config))
+            if outcome.status != "succeeded":
+                raise CapabilityError(outcome.error or f"the called flow {outcome.status}")
+            return outcome.output
+
+        return StepHooks(trace=trace, call_flow=call_flow, database=self.on_coordinator)
 
     def finish_step(self, frame: Frame, step_id: str, row: StepRun, outcome: StepOutcome) -> None:
         step = self.steps[step_id]

@@ -54,6 +54,7 @@ def kv_get(ctx: CapabilityContext, payload: Any) -> Any:
     description="Store a JSON value in this flow's key-value store, optionally expiring.",
     payload_doc={"key": "string", "value": "any JSON", "ttl_seconds": "integer, optional"},
     result_doc="true",
+    writes=True,
 )
 def kv_set(ctx: CapabilityContext, payload: Any) -> bool:
     key = _key(payload)
@@ -95,6 +96,7 @@ def kv_set(ctx: CapabilityContext, payload: Any) -> bool:
     description="Delete a key of this flow's key-value store.",
     payload_doc={"key": "string"},
     result_doc="true when the key existed",
+    writes=True,
 )
 def kv_delete(ctx: CapabilityContext, payload: Any) -> bool:
     key = _key(payload)

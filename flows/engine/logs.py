@@ -7,12 +7,14 @@ so a client that reads the saved lines after subscribing misses none (see flows.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from django.conf import settings
 from django.db.models import Max
+from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
@@ -147,6 +149,43 @@ def step_event(step: StepRun) -> dict[str, Any]:
     }
     event["html"] = step_status_html(event)
     return event
+
+
+def trace_entry_html(row: StepRun, entry: dict[str, Any], seq: int) -> str:
+    """One entry of a step's trace (an agent's model turn or tool call) as the run page shows
+    it: the stored entries and the live ones alike."""
+    context = {
+        "entry": entry,
+        "seq": seq,
+        "row_id": row.pk or 0,
+        "arguments": _as_text(entry.get("arguments")),
+        "result": _as_text(entry.get("result")),
+    }
+    return render_to_string("flows/_trace_entry.html", context)
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, indent=2, ensure_ascii=False, default=str)
+
+
+def trace_event(row: StepRun, entry: dict[str, Any], seq: int) -> dict[str, Any]:
+    html = trace_entry_html(row, entry, seq)
+    return {
+        "type": "trace",
+        "run": row.run_id,
+        "step": row.step_id,
+        "scope": row.scope,
+        "seq": seq,
+        "entry": entry,
+        "html": format_html(
+            '<div hx-swap-oob="beforeend:#run-{}-trace-{}">{}</div>',
+            row.run_id,
+            row.step_id,
+            SafeString(html),
+        ),
+    }
 
 
 def run_event(run: Run) -> dict[str, Any]:

@@ -38,6 +38,16 @@ class StepOutcome:
     usage: dict[str, Any] | None = None
 
 
+@dataclass
+class StepHooks:
+    """What the engine offers a host-side block beyond its capabilities (an agent's needs)."""
+
+    trace: Callable[[dict[str, Any]], None] = lambda entry: None
+    call_flow: Callable[[dict[str, Any]], Any] | None = None
+    # database(fn) -> fn(): on the thread that holds the run's database connection.
+    database: Callable[[Callable[[], Any]], Any] = lambda fn: fn()
+
+
 class Usage:
     """Per-step counters reported by capabilities (LLM token usage): numbers add up."""
 
@@ -112,6 +122,7 @@ class EngineBlockContext:
         run: dict[str, Any],
         capabilities: dict[str, Callable[[Any], Any]],
         log: LogFn,
+        hooks: StepHooks | None = None,
     ):
         self.event = event
         self.settings = settings
@@ -120,6 +131,7 @@ class EngineBlockContext:
         self.run = run
         self._capabilities = capabilities
         self._log = log
+        self._hooks = hooks or StepHooks()
 
     def capability(self, name: str) -> Callable[[Any], Any]:
         if name not in self._capabilities:
@@ -128,6 +140,17 @@ class EngineBlockContext:
 
     def log(self, level: str, message: str) -> None:
         self._log(level, message)
+
+    def trace(self, entry: dict[str, Any]) -> None:
+        self._hooks.trace(entry)
+
+    def database(self, fn: Callable[[], Any]) -> Any:
+        return self._hooks.database(fn)
+
+    def call_flow(self, config: dict[str, Any]) -> Any:
+        if self._hooks.call_flow is None:
+            raise CapabilityError("this step cannot call other flows here")
+        return self._hooks.call_flow(config)
 
 
 def _json_problem(value: Any, what: str = "the step's output") -> str | None:
@@ -151,7 +174,9 @@ def render_config(step: dict[str, Any], context: dict[str, Any]) -> dict[str, An
     return config
 
 
-def run_block(step: dict[str, Any], context: dict[str, Any], callables, log: LogFn) -> StepOutcome:
+def run_block(
+    step: dict[str, Any], context: dict[str, Any], callables, log: LogFn, hooks=None
+) -> StepOutcome:
     started = time.perf_counter()
     outcome = StepOutcome(status="failed")
     block = catalog.get_block(step["kind"])
@@ -171,6 +196,7 @@ def run_block(step: dict[str, Any], context: dict[str, Any], callables, log: Log
             run=context["run"],
             capabilities=callables,
             log=log,
+            hooks=hooks,
         )
         output = block.execute(config, ctx)
         if isinstance(output, Route):
@@ -234,7 +260,9 @@ def run_code(step: dict[str, Any], context: dict[str, Any], callables, log: LogF
     return outcome
 
 
-def run_step(step: dict[str, Any], context: dict[str, Any], callables, log: LogFn) -> StepOutcome:
+def run_step(
+    step: dict[str, Any], context: dict[str, Any], callables, log: LogFn, hooks=None
+) -> StepOutcome:
     if step["category"] == "code":
         return run_code(step, context, callables, log)
-    return run_block(step, context, callables, log)
+    return run_block(step, context, callables, log, hooks)

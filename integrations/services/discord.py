@@ -80,6 +80,7 @@ def _field_errors(body: dict) -> str:
         Param("embeds", "json", label="Embeds", description="a list of Discord embeds"),
     ),
     result="Discord's message object: id, channel_id, content",
+    writes=True,
 )
 def post(ctx: CapabilityContext, payload: dict) -> dict:
     message = {k: payload[k] for k in ("content", "username", "embeds") if k in payload}

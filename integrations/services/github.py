@@ -10,6 +10,7 @@ secret `private_key`; see github_app). The API base is FLOWS_GITHUB_API_URL, or 
 
 from __future__ import annotations
 
+import base64
 import re
 import time
 from typing import Any
@@ -75,7 +76,14 @@ PERMISSIONS: dict[str, tuple[tuple[str, str], ...]] = {
     "github.labels.remove": WRITE,
     "github.issue.create": (("Issues", "read and write"),),
     "github.issue.reply": WRITE,
+    "github.file.read": (("Contents", "read"),),
+    "github.code.search": (("Contents", "read"),),
+    "github.pulls.list": (("Pull requests", "read"),),
 }
+# The most of a file github.file.read hands back: a step or an agent wants to read it, not load
+# a build artifact.
+FILE_MAX_CHARS = 100_000
+SEARCH_MAX_RESULTS = 30
 # The names of webhook events on a GitHub App's settings page ("Subscribe to events").
 APP_EVENTS = {
     "pull_request": "Pull request",
@@ -411,6 +419,138 @@ def pr_diff(ctx: CapabilityContext, payload: dict) -> dict:
 
 
 @offer(
+    "github.file.read",
+    service="github",
+    title="GitHub: read a file",
+    description="Read a text file of a repository (or list a folder), at a branch, tag or commit.",
+    params=(
+        REPO,
+        Param("path", "string", label="Path", required=True, description="e.g. src/app.py"),
+        Param(
+            "ref",
+            "string",
+            label="Branch, tag or commit",
+            description="defaults to the repository's default branch",
+        ),
+    ),
+    result="{path, type: file, size, content, truncated} or {path, type: dir, entries: [{name, "
+    "path, type}]}",
+)
+def file_read(ctx: CapabilityContext, payload: dict) -> dict:
+    path = payload["path"].strip().strip("/")
+    if ".." in path.split("/"):
+        raise CapabilityError(f"'path' may not climb out of the repository: {path!r}.")
+    params = {"ref": payload["ref"]} if payload.get("ref") else None
+    with GitHub.for_context(ctx) as gh:
+        repo = gh.check_repo(payload["repo"])
+        found = gh.call(
+            "GET",
+            f"/repos/{repo}/contents/{quote(path)}",
+            repo=repo,
+            what=f"the file {path} in {repo}",
+            params=params,
+        ).json()
+    if isinstance(found, list):
+        entries = [
+            {"name": e.get("name"), "path": e.get("path"), "type": e.get("type")}
+            for e in found
+            if isinstance(e, dict)
+        ]
+        return {"path": path, "type": "dir", "entries": entries}
+    if not isinstance(found, dict) or found.get("type") != "file":
+        raise CapabilityError(f"{path} in {repo} is not a file or a folder.")
+    try:
+        text = base64.b64decode(found.get("content") or "").decode("utf-8")
+    except (ValueError, UnicodeDecodeError):
+        raise CapabilityError(f"{path} in {repo} is a binary file, not text.") from None
+    return {
+        "path": path,
+        "type": "file",
+        "size": found.get("size", len(text)),
+        "content": text[:FILE_MAX_CHARS],
+        "truncated": len(text) > FILE_MAX_CHARS,
+    }
+
+
+@offer(
+    "github.code.search",
+    service="github",
+    title="GitHub: search code",
+    description="Search a repository's code (GitHub code search) and list the matching files.",
+    params=(
+        REPO,
+        Param("query", "string", label="Query", required=True, description="words to look for"),
+    ),
+    result="{total_count, items: [{path, name, html_url}]}",
+)
+def code_search(ctx: CapabilityContext, payload: dict) -> dict:
+    with GitHub.for_context(ctx) as gh:
+        repo = gh.check_repo(payload["repo"])
+        found = gh.request(
+            "GET",
+            "/search/code",
+            what=f"a code search in {repo}",
+            params={"q": f"{payload['query']} repo:{repo}", "per_page": SEARCH_MAX_RESULTS},
+        ).json()
+    items = [
+        {"path": i.get("path"), "name": i.get("name"), "html_url": i.get("html_url")}
+        for i in (found.get("items") or [])[:SEARCH_MAX_RESULTS]
+        if isinstance(i, dict)
+    ]
+    return {"total_count": found.get("total_count", len(items)), "items": items}
+
+
+@offer(
+    "github.pulls.list",
+    service="github",
+    title="GitHub: list pull requests",
+    description="The repository's pull requests, most recently updated first.",
+    params=(
+        REPO,
+        Param(
+            "state",
+            "choice",
+            label="State",
+            default="all",
+            choices=("open", "closed", "all"),
+            description="open, closed or all",
+        ),
+        Param("limit", "integer", label="How many", default=10, description="at most 100"),
+    ),
+    result="list of {number, title, state, user, updated_at, merged_at, html_url}",
+)
+def pulls_list(ctx: CapabilityContext, payload: dict) -> list:
+    limit = max(1, min(int(payload["limit"]), PER_PAGE))
+    with GitHub.for_context(ctx) as gh:
+        repo = gh.check_repo(payload["repo"])
+        pulls = gh.call(
+            "GET",
+            f"/repos/{repo}/pulls",
+            repo=repo,
+            what=f"the pull requests of {repo}",
+            params={
+                "state": payload["state"],
+                "sort": "updated",
+                "direction": "desc",
+                "per_page": limit,
+            },
+        ).json()
+    return [
+        {
+            "number": p.get("number"),
+            "title": p.get("title"),
+            "state": p.get("state"),
+            "user": (p.get("user") or {}).get("login"),
+            "updated_at": p.get("updated_at"),
+            "merged_at": p.get("merged_at"),
+            "html_url": p.get("html_url"),
+        }
+        for p in pulls[:limit]
+        if isinstance(p, dict)
+    ]
+
+
+@offer(
     "github.pr.update",
     service="github",
     title="GitHub: update a pull request",
@@ -422,6 +562,7 @@ def pr_diff(ctx: CapabilityContext, payload: dict) -> dict:
         Param("body", "text", label="Body", description="new body (Markdown)"),
     ),
     result="GitHub's pull request object",
+    writes=True,
 )
 def pr_update(ctx: CapabilityContext, payload: dict) -> dict:
     changes = {k: payload[k] for k in ("title", "body") if k in payload}
@@ -470,6 +611,7 @@ def _create_comment(gh: GitHub, repo: str, number: int, body: str) -> dict:
     description="Post a new comment on a pull request or issue.",
     params=(REPO, NUMBER, BODY),
     result="GitHub's comment object",
+    writes=True,
 )
 def comment_create(ctx: CapabilityContext, payload: dict) -> dict:
     with GitHub.for_context(ctx) as gh:
@@ -488,6 +630,7 @@ def comment_create(ctx: CapabilityContext, payload: dict) -> dict:
         BODY,
     ),
     result="GitHub's comment object",
+    writes=True,
 )
 def comment_update(ctx: CapabilityContext, payload: dict) -> dict:
     with GitHub.for_context(ctx) as gh:
@@ -529,6 +672,7 @@ def comment_find(ctx: CapabilityContext, payload: dict) -> dict | None:
     ),
     params=(REPO, NUMBER, MARKER, BODY),
     result="{comment: GitHub's comment object, created: true when a new comment was posted}",
+    writes=True,
 )
 def comment_upsert(ctx: CapabilityContext, payload: dict) -> dict:
     with GitHub.for_context(ctx) as gh:
@@ -575,6 +719,7 @@ def _label_names(payload: dict, capability: str) -> list[str]:
     description="Add labels to a pull request or issue (missing labels are created by GitHub).",
     params=(REPO, NUMBER, LABELS),
     result="list of the labels now on the pull request or issue",
+    writes=True,
 )
 def labels_add(ctx: CapabilityContext, payload: dict) -> list:
     labels = _label_names(payload, "github.labels.add")
@@ -596,6 +741,7 @@ def labels_add(ctx: CapabilityContext, payload: dict) -> list:
     description="Remove labels from a pull request or issue; labels it does not have are skipped.",
     params=(REPO, NUMBER, LABELS),
     result="list of the labels still on the pull request or issue",
+    writes=True,
 )
 def labels_remove(ctx: CapabilityContext, payload: dict) -> list:
     labels = _label_names(payload, "github.labels.remove")
@@ -631,6 +777,7 @@ def labels_remove(ctx: CapabilityContext, payload: dict) -> list:
         Param("labels", "list", label="Labels", description="label names"),
     ),
     result="GitHub's issue object",
+    writes=True,
 )
 def issue_create(ctx: CapabilityContext, payload: dict) -> dict:
     issue = {k: payload[k] for k in ("title", "body", "labels") if k in payload}
@@ -648,6 +795,7 @@ def issue_create(ctx: CapabilityContext, payload: dict) -> dict:
     description="Post a reply on an issue or pull request conversation.",
     params=(REPO, NUMBER, BODY),
     result="GitHub's comment object",
+    writes=True,
 )
 def issue_reply(ctx: CapabilityContext, payload: dict) -> dict:
     with GitHub.for_context(ctx) as gh:

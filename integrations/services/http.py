@@ -113,6 +113,7 @@ def _decode(response: httpx.Response) -> tuple[str, Any]:
         Param("timeout_s", "number", label="Timeout (s)", description="at most the operator's"),
     ),
     result="{status, headers: {name: value}, body: text, json?: parsed body when JSON}",
+    writes=True,
 )
 def request(ctx: CapabilityContext, payload: dict) -> dict:
     config = ctx.connection_config or {}

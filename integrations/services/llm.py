@@ -32,6 +32,17 @@ TRUNCATION_NOTE = "\n[... truncated to fit the model's context]"
 # Chat formats wrap each message in a few tokens of their own.
 TOKENS_PER_MESSAGE = 8
 ROLES = {"system", "user", "assistant"}
+# What servers answer when a model cannot call tools (Ollama, llama.cpp without --jinja, vLLM
+# without --enable-auto-tool-choice, OpenAI-compatible gateways).
+NO_TOOLS = re.compile(
+    r"does not support tools|tools? (is |are )?not supported|tool.?choice requires|"
+    r"tools param requires|does not support (function|tool) call",
+    re.I,
+)
+NO_TOOLS_HINT = (
+    "An agent needs a model with tool calling: e.g. llama3.1, qwen2.5 or mistral-nemo on Ollama; "
+    "llama.cpp's server started with --jinja; vLLM with --enable-auto-tool-choice"
+)
 
 
 def estimate_tokens(text: str) -> int:
@@ -86,6 +97,10 @@ class LLMServer(ServiceClient):
         code = _error_code(response)
         if status == 401:
             return self.fail(f"{self.name} says the API key is missing or invalid: {detail}.")
+        if status in (400, 404, 422, 500, 501) and NO_TOOLS.search(detail):
+            return self.fail(
+                f"{self.name} says the model cannot call tools: {detail}. {NO_TOOLS_HINT}."
+            )
         if status == 403:
             return self.fail(f"{self.name} refused the request: {detail}.")
         if status == 404:
@@ -134,28 +149,71 @@ def _error_code(response: httpx.Response) -> str:
     return (error.get("code") or error.get("type") or "") if isinstance(error, dict) else ""
 
 
-def _messages(payload: dict) -> list[dict[str, str]]:
-    messages: list[dict[str, str]] = []
+def _messages(payload: dict) -> list[dict[str, Any]]:
+    messages: list[dict[str, Any]] = []
     if payload.get("system"):
         messages.append({"role": "system", "content": payload["system"]})
     given = payload.get("messages") or []
     if not isinstance(given, list):
         raise CapabilityError("llm.chat: 'messages' must be a list of {role, content}.")
     for i, message in enumerate(given):
-        if (
-            not isinstance(message, dict)
-            or message.get("role") not in ROLES
-            or not isinstance(message.get("content"), str)
-        ):
-            raise CapabilityError(
-                f"llm.chat: message {i + 1} must be {{role: system|user|assistant, content: text}}."
-            )
-        messages.append({"role": message["role"], "content": message["content"]})
+        messages.append(_message(i, message))
     if payload.get("prompt"):
         messages.append({"role": "user", "content": payload["prompt"]})
     if not any(m["role"] == "user" for m in messages):
         raise CapabilityError("llm.chat needs a 'prompt' or 'messages' with a user message.")
     return messages
+
+
+def _message(i: int, message: Any) -> dict[str, Any]:
+    """One message of a conversation: text of a role, an assistant's tool calls, or the answer to
+    one tool call."""
+    if isinstance(message, dict) and message.get("role") == "tool":
+        if isinstance(message.get("tool_call_id"), str) and isinstance(message.get("content"), str):
+            return {k: message[k] for k in ("role", "tool_call_id", "content")}
+        raise CapabilityError(
+            f"llm.chat: message {i + 1} (a tool's answer) must be "
+            "{role: tool, tool_call_id: text, content: text}."
+        )
+    if (
+        isinstance(message, dict)
+        and message.get("role") == "assistant"
+        and message.get("tool_calls")
+    ):
+        calls = message["tool_calls"]
+        if not isinstance(calls, list) or not all(_is_tool_call(c) for c in calls):
+            raise CapabilityError(
+                f"llm.chat: message {i + 1} has tool calls that are not "
+                "{id, type: function, function: {name, arguments}}."
+            )
+        return {"role": "assistant", "content": message.get("content") or "", "tool_calls": calls}
+    if (
+        not isinstance(message, dict)
+        or message.get("role") not in ROLES
+        or not isinstance(message.get("content"), str)
+    ):
+        raise CapabilityError(
+            f"llm.chat: message {i + 1} must be {{role: system|user|assistant, content: text}}."
+        )
+    return {"role": message["role"], "content": message["content"]}
+
+
+def _is_tool_call(call: Any) -> bool:
+    function = call.get("function") if isinstance(call, dict) else None
+    return (
+        isinstance(call.get("id"), str)
+        and isinstance(function, dict)
+        and isinstance(function.get("name"), str)
+        and isinstance(function.get("arguments"), str)
+    )
+
+
+def message_tokens(message: dict[str, Any]) -> int:
+    """A message's estimated size, its tool calls included."""
+    size = estimate_tokens(message.get("content") or "")
+    if message.get("tool_calls"):
+        size += estimate_tokens(json.dumps(message["tool_calls"]))
+    return size
 
 
 def fit_context(
@@ -164,10 +222,10 @@ def fit_context(
     """Trim the last message so the prompt and the answer fit the context; say what was done."""
     reserve = max_tokens or min(1024, context_size // 4)
     budget = context_size - reserve - TOKENS_PER_MESSAGE * len(messages)
-    used = sum(estimate_tokens(m["content"]) for m in messages)
+    used = sum(message_tokens(m) for m in messages)
     if used <= budget:
         return messages, ""
-    others = used - estimate_tokens(messages[-1]["content"])
+    others = used - message_tokens(messages[-1])
     room = budget - others
     if room <= 0:
         raise CapabilityError(
@@ -204,6 +262,8 @@ def chat(ctx: CapabilityContext, payload: dict) -> dict:
         options["temperature"] = payload["temperature"]
     if "max_tokens" in payload:
         options["max_tokens"] = payload["max_tokens"]
+    if payload.get("tools"):
+        options["tools"] = _tools(payload["tools"])
     with LLMServer(config, ctx.secrets, ctx.log) as server, server.openai_client() as client:
         try:
             raw = client.chat.completions.with_raw_response.create(
@@ -218,7 +278,7 @@ def chat(ctx: CapabilityContext, payload: dict) -> dict:
     content, usage = answer["content"], answer["usage"]
     if usage is None:
         # Some servers leave usage out: count by the same estimate used for trimming.
-        prompt = sum(estimate_tokens(m["content"]) for m in messages)
+        prompt = sum(message_tokens(m) for m in messages)
         usage = {
             "prompt_tokens": prompt,
             "completion_tokens": estimate_tokens(content),
@@ -231,7 +291,54 @@ def chat(ctx: CapabilityContext, payload: dict) -> dict:
         "usage": usage,
         "finish_reason": answer["finish_reason"],
         "truncated": truncated,
+        "tool_calls": answer["tool_calls"],
     }
+
+
+def _tools(tools: Any) -> list[dict[str, Any]]:
+    """The tools offered to the model, checked: OpenAI's function tools."""
+    if not isinstance(tools, list):
+        raise CapabilityError("llm.chat: 'tools' must be a list of function tools.")
+    for i, tool in enumerate(tools):
+        function = tool.get("function") if isinstance(tool, dict) else None
+        if (
+            not isinstance(function, dict)
+            or tool.get("type") != "function"
+            or not isinstance(function.get("name"), str)
+            or not TOOL_NAME.match(function["name"])
+        ):
+            raise CapabilityError(
+                f"llm.chat: tool {i + 1} must be {{type: function, function: {{name, description, "
+                "parameters}}}} with a name of letters, digits, _ and - (at most 64)."
+            )
+    return tools
+
+
+TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def _tool_calls(message: dict) -> list[dict[str, Any]] | None:
+    """The tool calls of an answer as {id, name, arguments (the model's text)}; None when they
+    are malformed beyond use."""
+    calls = message.get("tool_calls") or []
+    if not isinstance(calls, list):
+        return None
+    found = []
+    for call in calls:
+        function = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+            return None
+        arguments = function.get("arguments")
+        if isinstance(arguments, dict):
+            arguments = json.dumps(arguments)  # some servers send an object, not its text
+        found.append(
+            {
+                "id": str(call.get("id") or f"call_{len(found) + 1}"),
+                "name": function["name"],
+                "arguments": arguments if isinstance(arguments, str) else "",
+            }
+        )
+    return found
 
 
 def read_completion(server: LLMServer, response: httpx.Response, model: str) -> dict[str, Any]:
@@ -251,6 +358,9 @@ def read_completion(server: LLMServer, response: httpx.Response, model: str) -> 
     content = message.get("content") if isinstance(message, dict) else None
     if content is not None and not isinstance(content, str):
         message = None
+    tool_calls = _tool_calls(message) if isinstance(message, dict) else None
+    if tool_calls is None:
+        message = None
     if not isinstance(message, dict):
         raise server.fail(
             f"{server.name} gave an answer that is not a chat completion for model {model}: "
@@ -267,6 +377,7 @@ def read_completion(server: LLMServer, response: httpx.Response, model: str) -> 
         "model": body.get("model") if isinstance(body.get("model"), str) else model,
         "finish_reason": first.get("finish_reason"),
         "usage": {k: usage[k] for k in counts} if usage else None,
+        "tool_calls": tool_calls,
     }
 
 
@@ -306,10 +417,17 @@ offer(
         Param("model", "string", label="Model", description="defaults to the connection's model"),
         Param("temperature", "number", label="Temperature", description="0 to 2"),
         Param("max_tokens", "integer", label="Max tokens", description="longest answer"),
+        Param(
+            "tools",
+            "json",
+            label="Tools",
+            description="functions the model may ask to call: a list of {type: function, "
+            "function: {name, description, parameters}}; their calls come back in tool_calls",
+        ),
     ),
     result=(
         "{content, model, usage: {prompt_tokens, completion_tokens, total_tokens}, "
-        "finish_reason, truncated}"
+        "finish_reason, truncated, tool_calls: [{id, name, arguments}]}"
     ),
 )(chat)
 

@@ -96,6 +96,7 @@ class Slack(ServiceClient):
         Param("thread_ts", "string", label="Thread", description="reply in this thread (bot)"),
     ),
     result="{ok: true, channel?, ts?} (channel and ts when posted by the bot)",
+    writes=True,
 )
 def post(ctx: CapabilityContext, payload: dict) -> dict:
     secrets = ctx.secrets or {}

@@ -88,6 +88,7 @@ class Telegram(ServiceClient):
         Param("reply_to_message_id", "integer", label="Reply to message"),
     ),
     result="Telegram's message object: message_id, chat, date, text",
+    writes=True,
 )
 def send(ctx: CapabilityContext, payload: dict) -> dict:
     chat_id = payload.get("chat_id") or (ctx.connection_config or {}).get("default_chat_id")

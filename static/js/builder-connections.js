@@ -4,12 +4,14 @@
 (function () {
   "use strict";
 
-  // The services a step needs: its block's, or those of a code step's grants.
+  // The services a step needs: its block's (and its tools', for an agent), or those of a code
+  // step's grants.
   function servicesOf(catalog, capServices, step) {
     var info = catalog[step.kind] || {};
-    if (info.service) return [info.service];
-    var names = (info.capabilities || []).concat(info.category === "code" ? step.grants || [] : []);
-    var services = [];
+    if (info.service && !info.tools) return [info.service];
+    var names = (info.capabilities || []).concat(info.category === "code" ? step.grants || [] : [])
+      .concat(info.tools ? window.FlowBuilderTools.capabilities(step) : []);
+    var services = info.service ? [info.service] : [];
     names.forEach(function (name) {
       var service = capServices[name];
       if (service && services.indexOf(service) < 0) services.push(service);

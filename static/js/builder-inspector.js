@@ -7,7 +7,7 @@
 
   var STEP_ID = /^[a-z][a-z0-9_]{0,62}$/;
   var FIELDS = "[data-param], [data-grant], [data-limit], [data-incoming], [data-connection-service], " +
-    "[data-trigger-kind], [data-step-id]";
+    "[data-trigger-kind], [data-step-id], [data-tool], [data-tool-ask], [data-code-tools]";
   var ERROR_PORT = window.FlowBuilderGraph.ERROR_PORT;
 
   function $(sel, el) { return (el || document).querySelector(sel); }
@@ -139,6 +139,15 @@
         if (Object.keys(limits).length) step.limits = limits; else delete step.limits;
         // New grants may need a connection: the form shows its picker.
         if (target.matches("[data-grant]") && grantsBefore !== step.grants.join(",")) {
+          app.markDirty();
+          loadForm(id, target.id || null);
+          return;
+        }
+      }
+      if ($("[data-tools]", form)) {
+        step.config.tools = window.FlowBuilderTools.read(form, step.config.tools);
+        // A tool of another service needs its connection: the form shows its picker.
+        if (target.matches("[data-tool], [data-code-tools]") && event.type === "change") {
           app.markDirty();
           loadForm(id, target.id || null);
           return;

@@ -1,6 +1,7 @@
 // Live updates over WebSockets. The server sends JSON events ({"type", "html", ...}); "html" holds
-// fragments swapped in by id (out of band). Log lines the page already shows are dropped; a
-// finished step or run is fetched again as the server renders it, with its outputs.
+// fragments swapped in by id (out of band). Log lines and agent trace entries the page already
+// shows are dropped; a finished step or run is fetched again as the server renders it, with its
+// outputs.
 (function () {
   "use strict";
   var FINISHED = ["succeeded", "failed", "skipped", "cancelled", "succeeded_with_errors"];
@@ -45,7 +46,7 @@
       if (elt && elt.dataset.run) onRunPage(event, elt);
       var template = document.createElement("template");
       template.innerHTML = typeof event.html === "string" ? event.html : "";
-      template.content.querySelectorAll(".log-line[id]").forEach(function (line) {
+      template.content.querySelectorAll(".log-line[id], .trace-entry[id]").forEach(function (line) {
         if (document.getElementById(line.id)) line.remove();
       });
       return template.innerHTML;

@@ -9,6 +9,7 @@ tokens), and GitHub's own error bodies.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import re
@@ -58,8 +59,11 @@ class FakeGitHub(FakeServer):
         self.apps: dict[str, dict[str, Any]] = {}
         self.token = token
         self.login = login
-        # Seconds each answer takes (outside the lock answers are made under, so calls overlap).
+        # Seconds each answer takes (outside the lock answers are made under, so calls overlap),
+        # and the most requests served at the same time.
         self.latency = 0.0
+        self.in_flight = 0
+        self.max_in_flight = 0
         self.add_token(token, login)
         super().__init__()
 
@@ -139,6 +143,11 @@ class FakeGitHub(FakeServer):
         self.comments[self.next_id] = comment
         return comment
 
+    def add_file(self, full_name: str, path: str, content: str) -> None:
+        """A file of the repository's default branch (read with the contents API, found by
+        code search)."""
+        self.add_repo(full_name).setdefault("files", {})[path] = content
+
     def comments_on(self, full_name: str, number: int) -> list[dict[str, Any]]:
         return [
             c
@@ -194,11 +203,24 @@ class FakeGitHub(FakeServer):
                 self.remove_label,
             ),
             ("POST", rf"/repos/{REPO}/issues", self.create_issue),
+            ("GET", rf"/repos/{REPO}/contents/(?P<path>.+)", self.get_contents),
+            ("GET", rf"/repos/{REPO}/pulls", self.list_pulls),
+            ("GET", r"/search/code", self.search_code),
         ]
 
     def dispatch(self, request: Recorded) -> Answer:
-        if self.latency:
-            time.sleep(self.latency)
+        with self.lock:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            if self.latency:
+                time.sleep(self.latency)
+            return self.answer(request)
+        finally:
+            with self.lock:
+                self.in_flight -= 1
+
+    def answer(self, request: Recorded) -> Answer:
         auth = request.headers.get("authorization", "")
         token = auth.removeprefix("Bearer ").removeprefix("token ")
         if request.path == "/app" or request.path.startswith("/app/"):
@@ -457,3 +479,61 @@ class FakeGitHub(FakeServer):
                 "html_url": f"https://github.com/{repo['full_name']}/issues/{number}",
             },
         )
+
+    # files, code search and the list of pull requests ---------------------------------------
+    def get_contents(self, request: Recorded, owner: str, name: str, path: str) -> Answer:
+        repo = self._repo(owner, name)
+        files = (repo or {}).get("files", {})
+        path = unquote(path).strip("/")
+        if path in files:
+            data = files[path].encode()
+            return Answer(
+                200,
+                {
+                    "type": "file",
+                    "name": path.rsplit("/", 1)[-1],
+                    "path": path,
+                    "size": len(data),
+                    "encoding": "base64",
+                    "content": base64.encodebytes(data).decode(),
+                },
+            )
+        inside = sorted({p for p in files if p.startswith(path + "/")})
+        if not inside:
+            return not_found()
+        entries: dict[str, str] = {}
+        for found in inside:
+            rest = found[len(path) + 1 :]
+            entries.setdefault(rest.split("/")[0], "dir" if "/" in rest else "file")
+        return Answer(
+            200,
+            [{"name": n, "path": f"{path}/{n}", "type": t} for n, t in sorted(entries.items())],
+        )
+
+    def list_pulls(self, request: Recorded, owner: str, name: str) -> Answer:
+        repo = self._repo(owner, name)
+        if repo is None:
+            return not_found()
+        state = request.query.get("state", "open")
+        pulls = [p["pull"] for p in repo["pulls"].values()]
+        pulls = [p for p in pulls if state == "all" or p["state"] == state]
+        pulls.sort(key=lambda p: p["number"], reverse=True)
+        return self._page(request, pulls)
+
+    def search_code(self, request: Recorded) -> Answer:
+        words = request.query.get("q", "").split()
+        scope = [w.removeprefix("repo:") for w in words if w.startswith("repo:")]
+        terms = [w.lower() for w in words if not w.startswith("repo:")]
+        items = []
+        for full_name in scope:
+            repo = self.repos.get(full_name.lower()) or {}
+            for path, content in sorted(repo.get("files", {}).items()):
+                if all(t in content.lower() or t in path.lower() for t in terms):
+                    items.append(
+                        {
+                            "name": path.rsplit("/", 1)[-1],
+                            "path": path,
+                            "html_url": f"https://github.com/{full_name}/blob/main/{path}",
+                        }
+                    )
+        return Answer(200, {"total_count": len(items), "incomplete_results": False, "items": items})

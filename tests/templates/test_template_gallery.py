@@ -26,6 +26,7 @@ SLUGS = [
     "issue-triage",
     "telegram-chat-bot",
     "daily-digest",
+    "repository-assistant",
 ]
 
 pytestmark = pytest.mark.django_db
@@ -40,6 +41,7 @@ def test_set_up_leaves_every_template_in_the_gallery_flagship_first():
         "Issue Triage",
         "Telegram Chat Bot",
         "Daily Digest",
+        "Repository Assistant",
     ]
     assert {s.slug: s.services for s in specs} == {
         "code-review-bot": ["github", "llm"],
@@ -47,6 +49,7 @@ def test_set_up_leaves_every_template_in_the_gallery_flagship_first():
         "issue-triage": ["github", "llm"],
         "telegram-chat-bot": ["llm", "telegram"],
         "daily-digest": ["http", "llm", "slack"],
+        "repository-assistant": ["github", "llm"],
     }
     assert {s.slug: s.trigger for s in specs} == {
         "code-review-bot": "trigger.github",
@@ -54,6 +57,7 @@ def test_set_up_leaves_every_template_in_the_gallery_flagship_first():
         "issue-triage": "trigger.github",
         "telegram-chat-bot": "trigger.telegram",
         "daily-digest": "trigger.schedule",
+        "repository-assistant": "trigger.github",
     }
 
 
@@ -80,8 +84,11 @@ def test_code_review_bot_offers_the_settings_its_users_need():
         "language",
         "tone",
         "files_at_once",
+        "investigate",
+        "investigate_reads",
     ]
     assert settings_by_name["github_repo"].required
+    assert settings_by_name["investigate"].default is False
     assert settings_by_name["files_at_once"].default == 4
     assert settings_by_name["trigger_phrase"].default == "/review"
     assert "package-lock.json" in settings_by_name["ignore_globs"].default
@@ -101,10 +108,10 @@ def test_load_templates_is_idempotent(capsys):
     call_command("load_templates")
     lines = capsys.readouterr().out.splitlines()
     assert lines == [
-        "5 templates in the gallery: 0 new, 0 updated, 5 unchanged, 0 removed",
-        "5 templates in the gallery: 0 new, 0 updated, 5 unchanged, 0 removed",
+        "6 templates in the gallery: 0 new, 0 updated, 6 unchanged, 0 removed",
+        "6 templates in the gallery: 0 new, 0 updated, 6 unchanged, 0 removed",
     ]
-    assert Template.objects.count() == 5
+    assert Template.objects.count() == 6
 
 
 def test_load_templates_brings_the_gallery_in_line_with_the_folder(tmp_path, settings):
@@ -123,7 +130,12 @@ def test_load_templates_brings_the_gallery_in_line_with_the_folder(tmp_path, set
         ["issue-triage"],
         ["daily-digest"],
     )
-    assert report.removed == ["code-review-bot", "pr-summary-labeler", "telegram-chat-bot"]
+    assert report.removed == [
+        "code-review-bot",
+        "pr-summary-labeler",
+        "repository-assistant",
+        "telegram-chat-bot",
+    ]
     assert [s.slug for s in list_templates()] == ["issue-triage", "daily-digest"]
     assert list_templates()[0].description == "Triage, told differently."
 
@@ -155,7 +167,7 @@ def test_a_broken_template_stops_loading_with_a_clear_message(tmp_path, settings
         call_command("load_templates")
 
     assert str(error.value) == message
-    assert Template.objects.count() == 5
+    assert Template.objects.count() == 6
 
 
 def test_use_template_makes_an_independent_draft_in_the_users_flows(django_user_model):

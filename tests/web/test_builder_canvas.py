@@ -60,7 +60,7 @@ def test_a_webhook_bot_answering_through_an_llm_is_built_from_an_empty_canvas(
     # A Python step, then an LLM block found with the palette's search box.
     page.get_by_role("button", name="Python code").click()
     type_code(page, CODE)
-    page.get_by_label("Search blocks").fill("llm")
+    page.get_by_label("Search blocks").fill("llm chat")
     expect(page.get_by_role("button", name="Python code", exact=True)).to_be_hidden()
     page.keyboard.press("Enter")
     expect(page.get_by_role("heading", name="Step chat · LLM: chat")).to_be_visible()

@@ -12,7 +12,7 @@ from django.utils.html import escape
 from django.utils.safestring import mark_safe
 from django.utils.timesince import timesince
 
-from flows.engine.logs import log_line_html
+from flows.engine.logs import log_line_html, trace_entry_html
 from flows.models import Run, StepRun
 
 from ..forms import with_article
@@ -92,6 +92,12 @@ def fuel(value: int | None) -> str:
 def log_line(line) -> str:
     """A stored log line, in the same markup as the live ones (flows.engine.logs)."""
     return log_line_html(line.run_id, line.seq, line.step_id, line.level, line.message, line.time)
+
+
+@register.simple_tag
+def trace_entry(step, entry: dict, seq: int) -> str:
+    """A stored entry of an agent step's trace, in the same markup as the live ones."""
+    return mark_safe(trace_entry_html(step, entry, seq))
 
 
 register.filter("with_article", with_article)

@@ -22,7 +22,7 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import trigger_client_event
 
 from flows import capabilities
-from flows.catalog import Block, blocks_by_category, get_block
+from flows.catalog import Block, block_capabilities, blocks_by_category, get_block
 from flows.compiler import CompileError, compile_document
 from flows.document import upgrade
 from flows.engine import start_run
@@ -35,6 +35,7 @@ from integrations.services import test_connection
 
 from ..forms import NodeField, node_fields, service_label
 from ..samples import default_event, github_sample_names, sample_event, saved_runs
+from .agent_tools import agent_tool_choices
 from .connections import labelled
 from .flows import deploy_flow, owned_flow
 from .modules import details_context, details_response, upload_from
@@ -61,6 +62,8 @@ def block_catalog() -> dict:
             "ports": list(block.ports),
             "ports_from": block.ports_from,
             "has_body": block.has_body,
+            # Its config's tools bring capabilities (and so connections) of their own.
+            "tools": block.capabilities_from is not None,
         }
         for blocks in blocks_by_category().values()
         for block in blocks
@@ -73,13 +76,15 @@ def capability_services() -> dict[str, str]:
 
 
 def step_services(block: Block | None, step: dict) -> list[str]:
-    """The connection services a step needs: its block's, or those of a code step's grants."""
+    """The connection services a step needs: its block's (and its tools', for an agent), or
+    those of a code step's grants."""
     if block is None:
         return []
-    if block.service:
+    if block.service and block.capabilities_from is None:
         return [block.service]
-    services: list[str] = []
-    names = list(block.capabilities)
+    services: list[str] = [block.service] if block.service else []
+    config = step.get("config") if isinstance(step.get("config"), dict) else {}
+    names = block_capabilities(block, config)
     if block.category == "code":
         names += [g for g in step.get("grants") or [] if isinstance(g, str)]
     for name in names:
@@ -301,10 +306,10 @@ def object_lists_as_json(block: Block, config: dict, fields: list[NodeField]) ->
     JSON: one item per line would turn each object into text."""
     for index, field in enumerate(fields):
         param = field.param
-        objects = param.name == block.ports_from or any(
-            isinstance(item, dict) for item in param.default or []
-        )
-        if param.type == "list" and objects:
+        if param.type != "list":
+            continue
+        default = param.default if isinstance(param.default, list) else []
+        if param.name == block.ports_from or any(isinstance(item, dict) for item in default):
             raw = config.get(param.name, param.default)
             fields[index] = NodeField(
                 param=dataclasses.replace(param, type="json"),
@@ -387,9 +392,8 @@ def builder_node_form(request: HttpRequest, flow_id: int) -> HttpResponse:
     config = step.get("config") if isinstance(step.get("config"), dict) else {}
     is_trigger = step.get("id") == "trigger"
     param_names = {p.name for p in block.params} if block else set()
-    pickers = connection_pickers(
-        request, block, step, posted_connections(request, flow), field_errors
-    )
+    aliases = posted_connections(request, flow)
+    pickers = connection_pickers(request, block, step, aliases, field_errors)
     # Errors a picker shows are not repeated at the end of the form.
     shown = {"connection"} | ({"kind"} if block and block.service else set()) if pickers else set()
     shown |= {f"connections.{p['alias']}" for p in pickers if p["alias"]}
@@ -411,9 +415,15 @@ def builder_node_form(request: HttpRequest, flow_id: int) -> HttpResponse:
         "limits": step.get("limits") or {},
         "pickers": pickers,
         "artifacts": Artifact.objects.owned_by(request.user).order_by("-created_at")[:50],
+        "agent_tools": agent_tool_choices(request.user, flow, step, aliases)
+        if block and block.capabilities_from
+        else None,
     }
     if block and block.kind == "code.wasm":
         context.update(chosen_module(request, config.get("artifact")))
+    if context["agent_tools"] is not None:
+        context["agent_tools"]["error"] = field_errors.get("tools", "")
+        context["fields"] = [f for f in context["fields"] if f.name != "tools"]
     return render(request, "web/_node_form.html", context)
 
 
