@@ -298,7 +298,7 @@ async def hook(request: HttpRequest, token: str) -> JsonResponse:
         if wait:
             # Subscribed before the run exists, so that its answer cannot pass unheard.
             await answers.hub().ready()
-        listening = answers.hub().subscribed.is_set()
+        listening = answers.listening()
         body = _parse_body(request)
         delivery_id = next(
             (request.headers[h] for h in DELIVERY_HEADERS if request.headers.get(h)), ""

@@ -154,8 +154,8 @@ class Hub:
         pause = self.RECONNECT_S[0]
         while True:
             client = Redis.from_url(settings.REDIS_URL)
+            pubsub = client.pubsub()
             try:
-                pubsub = client.pubsub()
                 await pubsub.subscribe(channel_name())
                 async for message in pubsub.listen():
                     if message.get("type") == "subscribe":  # in effect from now on
@@ -174,10 +174,12 @@ class Hub:
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, self.RECONNECT_S[1])
             finally:
-                try:
-                    await client.aclose()
-                except Exception:
-                    logger.debug("closing the answers connection failed", exc_info=True)
+                # Bounded: a loop that is closing must not wait on a connection being made.
+                for closing in (pubsub.aclose, client.aclose):
+                    try:
+                        await asyncio.wait_for(closing(), 1)
+                    except Exception:
+                        logger.debug("closing the answers connection failed", exc_info=True)
 
     def _receive(self, data: bytes) -> None:
         try:
@@ -214,6 +216,16 @@ class Hub:
 
 
 _hub: Hub | None = None
+
+
+def listening() -> bool:
+    """This event loop's hub exists and is subscribed (without making one)."""
+    hub = _hub
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return hub is not None and hub.loop is loop and hub.subscribed.is_set()
 
 
 def hub() -> Hub:

@@ -285,14 +285,16 @@ def chat(ctx: CapabilityContext, payload: dict) -> dict:
             "total_tokens": prompt + estimate_tokens(content),
         }
     ctx.record_usage(usage)
-    return {
+    result = {
         "content": content,
         "model": answer["model"],
         "usage": usage,
         "finish_reason": answer["finish_reason"],
         "truncated": truncated,
-        "tool_calls": answer["tool_calls"],
     }
+    if answer["tool_calls"]:  # only answers to calls that offered tools have them
+        result["tool_calls"] = answer["tool_calls"]
+    return result
 
 
 def _tools(tools: Any) -> list[dict[str, Any]]:
