@@ -143,7 +143,8 @@ def test_the_deploy_page_gives_a_working_site_from_a_fresh_copy(database):
             assert served.content
         assert "/static/css/app.css" in login_page
 
-        with httpx.Client(base_url=base) as browser:
+        # Signing in hashes the password: allow for a machine busy with other work.
+        with httpx.Client(base_url=base, timeout=30) as browser:
             browser.get("/accounts/login/")
             logged_in = browser.post(
                 "/accounts/login/",
