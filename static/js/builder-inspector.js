@@ -190,7 +190,8 @@
     function fillEdgesSlot() {
       var slot = $("[data-edges-slot]", els.inspector);
       var id = app.selected();
-      if (!slot || !id || id === "trigger") return;
+      // Two forms swapped in quick succession settle twice on the same content: fill it once.
+      if (!slot || slot.firstChild || !id || id === "trigger") return;
       var fieldset = document.createElement("fieldset");
       fieldset.className = "incoming";
       var legend = document.createElement("legend");
