@@ -28,6 +28,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.respond import STEP  # noqa: E402
 from bench.throughput import (  # noqa: E402
     CpuMeter,
     add_service_arguments,
@@ -36,12 +37,6 @@ from bench.throughput import (  # noqa: E402
     seed,
 )
 from tests.engine import live  # noqa: E402
-
-STEP = """
-def main(event, ctx):
-    title = event["body"]["title"]
-    return {"words": len(title.split()), "upper": title.upper()}
-"""
 
 DOCUMENT = {
     "schema": "flowbuilder/flow@2",

@@ -221,15 +221,10 @@ def _wait_seconds(request: HttpRequest) -> float:
     return max(0.0, min(wait, settings.FLOWS_WEBHOOK_MAX_WAIT_S))
 
 
-def _run_answer(run: Run) -> dict[str, Any]:
-    return {
-        "run_id": run.pk,
-        "status": run.status,
-        "output": run.output,
-        "error": run.error,
-        "created_at": run.created_at.isoformat(),
-        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
-    }
+def _run_answer(answer: dict[str, Any]) -> dict[str, Any]:
+    """What a caller is told about a run (`answers.answer_of`), without a respond step's answer,
+    which goes out as the HTTP answer itself."""
+    return {k: v for k, v in answer.items() if k != "response"}
 
 
 def _start(token: str, event: dict, delivery_id: str) -> tuple[Run, bool]:
@@ -335,8 +330,9 @@ async def hook(request: HttpRequest, token: str) -> JsonResponse:
             return _flow_response(answered["response"])
         if answered is not None:
             status = 500 if answered["status"] in FAILED else 200
-            body = {k: v for k, v in answered.items() if k != "response"}
-            return JsonResponse({**body, "status_url": answer["status_url"]}, status=status)
+            return JsonResponse(
+                {**_run_answer(answered), "status_url": answer["status_url"]}, status=status
+            )
     return JsonResponse(answer, status=202)
 
 
@@ -362,4 +358,4 @@ async def hook_run(request: HttpRequest, token: str, run_id: int) -> JsonRespons
     run = await _database(_run_status, token, run_id)
     if run is None:
         return _error(404, "No run with this id belongs to this webhook.")
-    return JsonResponse(_run_answer(run))
+    return JsonResponse(_run_answer(answers.answer_of(run)))

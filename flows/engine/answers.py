@@ -21,13 +21,12 @@ import asyncio
 import collections
 import json
 import logging
-import os
-import threading
 import time
 from typing import Any
 
 from django.conf import settings
 
+from flows.engine import broadcast
 from flows.models import Run
 
 logger = logging.getLogger(__name__)
@@ -65,24 +64,6 @@ def _notice(run: Run) -> str:
     return data
 
 
-class _Publisher:
-    TIMEOUT_S = 2.0
-
-    def __init__(self) -> None:
-        from redis import Redis
-
-        self.client = Redis.from_url(
-            settings.REDIS_URL,
-            socket_timeout=self.TIMEOUT_S,
-            socket_connect_timeout=self.TIMEOUT_S,
-        )
-        self.pid = os.getpid()
-
-
-_publisher: _Publisher | None = None
-_lock = threading.Lock()
-
-
 def notify(run: Run) -> None:
     """The run has an answer for its caller (it ended, or a respond step ran): tell the hubs."""
     if not settings.REDIS_URL:
@@ -90,15 +71,8 @@ def notify(run: Run) -> None:
         if hub is not None and not hub.loop.is_closed():
             hub.loop.call_soon_threadsafe(hub.deliver, run.pk, answer_of(run))
         return
-    global _publisher
-    publisher = _publisher
-    if publisher is None or publisher.pid != os.getpid():
-        with _lock:
-            if _publisher is None or _publisher.pid != os.getpid():
-                _publisher = _Publisher()
-            publisher = _publisher
     try:
-        publisher.client.publish(channel_name(), _notice(run))
+        broadcast.redis_client().publish(channel_name(), _notice(run))
     except Exception:  # the waiter finds the answer in the database when its time is up
         logger.exception("could not publish the answer of run %s", run.pk)
 

@@ -129,23 +129,45 @@ def _get_sender() -> _Sender | None:
         return _sender
 
 
+# Seconds a PUBLISH may take before the event is given up (the run goes on).
+PUBLISH_TIMEOUT_S = 2.0
+_clients: dict[tuple[int, str], Any] = {}
+_client_lock = threading.Lock()  # not _lock: that one is held while a publisher is made
+
+
+def redis_client() -> Any:
+    """This process's Redis client for publishing run events and answers (made again in a
+    forked child, whose parent's connections it must not share)."""
+    from django.conf import settings
+
+    key = (os.getpid(), settings.REDIS_URL)
+    client = _clients.get(key)
+    if client is None:
+        from redis import Redis
+
+        with _client_lock:
+            client = _clients.get(key)
+            if client is None:
+                client = Redis.from_url(
+                    settings.REDIS_URL,
+                    socket_timeout=PUBLISH_TIMEOUT_S,
+                    socket_connect_timeout=PUBLISH_TIMEOUT_S,
+                )
+                _clients.clear()  # a forked child's copies of its parent's
+                _clients[key] = client
+    return client
+
+
 class RedisPublisher:
     """Publishes straight to the Redis channels that the pub/sub layer subscribes groups to."""
 
-    TIMEOUT_S = 2.0
-
     def __init__(self, layer: Any):
         from django.conf import settings
-        from redis import Redis
 
         self.layer = layer
         config = settings.CHANNEL_LAYERS["default"].get("CONFIG", {})
         self.prefix = config.get("prefix", "asgi")
-        self.client = Redis.from_url(
-            settings.REDIS_URL,
-            socket_timeout=self.TIMEOUT_S,
-            socket_connect_timeout=self.TIMEOUT_S,
-        )
+        self.client = redis_client()
 
     def channel(self, group: str) -> str:
         # The name channels_redis.pubsub gives a group's channel (RedisPubSubLoopLayer).

@@ -4,12 +4,9 @@ otherwise. Each scenario of tool calling the fake server speaks ends as a user w
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from django.conf import settings
 
 from flows.engine.runs import start_run
 from flows.models import Run, StepRun
@@ -17,7 +14,6 @@ from tests.agents.conftest import REPO
 from tests.engine import live
 from tests.fakes.github import FakeGitHub
 from tests.fakes.llm import FakeLLM, calls
-from tests.templates.test_template_worker import _postgres_url
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -39,21 +35,8 @@ def shared_llm() -> Iterator[FakeLLM]:
 
 @pytest.fixture(scope="module")
 def executor(django_db_setup, django_db_blocker, shared_github) -> Iterator[str]:
-    if not settings.FLOWS_DISTRIBUTED:
-        yield "embedded"
-        return
-    from flowbuilder.celery import app
-
-    app.control.purge()  # messages left by an earlier, interrupted session
-    env = live.server_env(
-        _postgres_url(),
-        settings.REDIS_URL,
-        FLOWS_GITHUB_API_URL=shared_github.url,
-        FLOWS_ALLOW_PRIVATE_HOSTS="1",
-    )
-    worker = live.start_worker(env, Path(tempfile.mkdtemp(prefix="flowbuilder-agents-")))
-    yield "celery"
-    worker.stop()
+    with live.module_executor("agents", shared_github.url) as kind:
+        yield kind
 
 
 @pytest.fixture

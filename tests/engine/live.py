@@ -8,13 +8,16 @@ sessions and the deployed flow in the database of DATABASE_URL, and prints what 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -178,6 +181,41 @@ def start_worker(
         worker.stop()  # a stray worker would take the runs of the next test or bench
         raise
     return worker
+
+
+def postgres_url() -> str:
+    """The URL of the test database, for servers and workers started as subprocesses."""
+    from django.db import connection
+
+    db = connection.settings_dict
+    auth = db["USER"] + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "")
+    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+@contextlib.contextmanager
+def module_executor(name: str, github_url: str) -> Iterator[str]:
+    """The executor a deployment really uses, for a test module: "embedded" (the executor's own
+    threads) without Redis, else "celery", with a worker on the test database that reaches the
+    fake GitHub at `github_url` (a worker learns the URL once, when it starts)."""
+    from django.conf import settings
+
+    if not settings.FLOWS_DISTRIBUTED:
+        yield "embedded"
+        return
+    from flowbuilder.celery import app
+
+    app.control.purge()  # messages left by an earlier, interrupted session
+    env = server_env(
+        postgres_url(),
+        settings.REDIS_URL,
+        FLOWS_GITHUB_API_URL=github_url,
+        FLOWS_ALLOW_PRIVATE_HOSTS="1",
+    )
+    worker = start_worker(env, Path(tempfile.mkdtemp(prefix=f"flowbuilder-{name}-")))
+    try:
+        yield "celery"
+    finally:
+        worker.stop()
 
 
 def run_manage(env: dict[str, str], *args: str, stdin: str = "") -> str:

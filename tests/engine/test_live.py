@@ -21,7 +21,6 @@ from typing import Any
 import httpx
 import pytest
 from django.conf import settings
-from django.db import connection
 
 from flows.engine.executor import WORKER_LOST
 
@@ -168,12 +167,6 @@ class Stack:
         self.server, _ = live.start_server(self.env, self.log_dir, port)
 
 
-def _postgres_url() -> str:
-    db = connection.settings_dict
-    auth = db["USER"] + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "")
-    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-
-
 @pytest.fixture(scope="module")
 def stack(django_db_setup, django_db_blocker):
     # Outside pytest's rotating temporary folders, so the servers' logs outlive a failing run.
@@ -183,7 +176,7 @@ def stack(django_db_setup, django_db_blocker):
         from flowbuilder.celery import app
 
         app.control.purge()  # messages left by an earlier, interrupted session
-        env = live.server_env(_postgres_url(), settings.REDIS_URL, **PARK_QUICKLY)
+        env = live.server_env(live.postgres_url(), settings.REDIS_URL, **PARK_QUICKLY)
         worker = live.start_worker(env, log_dir)
     else:
         sqlite_path = log_dir / "embedded.sqlite3"

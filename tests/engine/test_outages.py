@@ -27,7 +27,6 @@ from flows.models import Run
 
 from . import live
 from .conftest import document
-from .test_live import _postgres_url
 
 DISTRIBUTED = settings.FLOWS_DISTRIBUTED
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -42,7 +41,7 @@ class Deployment:
     def __init__(self, log_dir: Path):
         self.log_dir = log_dir
         self.sqlite_path = None if DISTRIBUTED else log_dir / "outages.sqlite3"
-        self.db_url = _postgres_url() if DISTRIBUTED else f"sqlite:///{self.sqlite_path}"
+        self.db_url = live.postgres_url() if DISTRIBUTED else f"sqlite:///{self.sqlite_path}"
 
     def env(self, redis_url: str = REDIS, **extra: str) -> dict[str, str]:
         return live.server_env(self.db_url, redis_url, **extra)

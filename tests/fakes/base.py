@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -84,6 +85,11 @@ class FakeServer:
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._httpd.daemon_threads = True
         self._thread: threading.Thread | None = None
+        # Seconds each answer takes (outside the lock answers are made under, so calls overlap),
+        # and the most requests served at the same time.
+        self.latency = 0.0
+        self.in_flight = 0
+        self.max_in_flight = 0
 
     # lifecycle ---------------------------------------------------------------------------------
     @property
@@ -143,6 +149,19 @@ class FakeServer:
 
     # dispatch ----------------------------------------------------------------------------------
     def dispatch(self, request: Recorded) -> Answer:
+        with self.lock:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            if self.latency:
+                time.sleep(self.latency)
+            return self.answer(request)
+        finally:
+            with self.lock:
+                self.in_flight -= 1
+
+    def answer(self, request: Recorded) -> Answer:
+        """The answer to a request: a canned failure, else its route's."""
         with self.lock:
             self.requests.append(request)
             for canned in self._canned:

@@ -59,11 +59,6 @@ class FakeGitHub(FakeServer):
         self.apps: dict[str, dict[str, Any]] = {}
         self.token = token
         self.login = login
-        # Seconds each answer takes (outside the lock answers are made under, so calls overlap),
-        # and the most requests served at the same time.
-        self.latency = 0.0
-        self.in_flight = 0
-        self.max_in_flight = 0
         self.add_token(token, login)
         super().__init__()
 
@@ -208,18 +203,6 @@ class FakeGitHub(FakeServer):
             ("GET", r"/search/code", self.search_code),
         ]
 
-    def dispatch(self, request: Recorded) -> Answer:
-        with self.lock:
-            self.in_flight += 1
-            self.max_in_flight = max(self.max_in_flight, self.in_flight)
-        try:
-            if self.latency:
-                time.sleep(self.latency)
-            return self.answer(request)
-        finally:
-            with self.lock:
-                self.in_flight -= 1
-
     def answer(self, request: Recorded) -> Answer:
         auth = request.headers.get("authorization", "")
         token = auth.removeprefix("Bearer ").removeprefix("token ")
@@ -232,7 +215,7 @@ class FakeGitHub(FakeServer):
             with self.lock:
                 self.requests.append(request)
             return Answer(401, {"message": "Bad credentials", "documentation_url": DOCS})
-        return super().dispatch(request)
+        return super().answer(request)
 
     # the App's own endpoints, authenticated by its JWT ---------------------------------------
     def as_app(self, request: Recorded, token: str) -> Answer:

@@ -65,10 +65,6 @@ class FakeLLM(FakeServer):
         # Models that refuse requests with `tools` (Ollama's answer for models without them).
         self.no_tools: set[str] = set()
         self.next_call = 0
-        # Seconds each completion takes, and the most completions served at the same time.
-        self.latency = 0.0
-        self.in_flight = 0
-        self.max_in_flight = 0
         super().__init__()
 
     @property
@@ -89,19 +85,6 @@ class FakeLLM(FakeServer):
     def not_found(self, request: Recorded) -> Answer:
         return Answer(404, "404 page not found")
 
-    def dispatch(self, request: Recorded) -> Answer:
-        # The model's latency, outside the lock the answers are made under, so calls overlap.
-        with self.lock:
-            self.in_flight += 1
-            self.max_in_flight = max(self.max_in_flight, self.in_flight)
-        try:
-            if self.latency:
-                time.sleep(self.latency)
-            return self.answer(request)
-        finally:
-            with self.lock:
-                self.in_flight -= 1
-
     def answer(self, request: Recorded) -> Answer:
         if self.api_key is not None:
             if request.headers.get("authorization") != f"Bearer {self.api_key}":
@@ -112,7 +95,7 @@ class FakeLLM(FakeServer):
                     "Incorrect API key provided. You can find your API key in your account.",
                     "invalid_api_key",
                 )
-        return super().dispatch(request)
+        return super().answer(request)
 
     def rate_limit_next(self, retry_after: int = 1, *, times: int = 1) -> None:
         self.fail_next(

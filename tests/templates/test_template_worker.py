@@ -3,13 +3,9 @@ distributed mode (PostgreSQL + Redis), the embedded executor's threads otherwise
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from django.conf import settings
-from django.db import connection
 
 from flows.models import Run
 from tests.engine import live
@@ -17,12 +13,6 @@ from tests.templates.support import REPO, FeedGitHub
 from tests.templates.test_template_code_review import EXPECTED_REVIEW, FILES, pr_event
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def _postgres_url() -> str:
-    db = connection.settings_dict
-    auth = db["USER"] + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "")
-    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
 @pytest.fixture(scope="module")
@@ -34,21 +24,8 @@ def shared_github() -> Iterator[FeedGitHub]:
 
 @pytest.fixture(scope="module")
 def executor(django_db_setup, django_db_blocker, shared_github) -> Iterator[str]:
-    if not settings.FLOWS_DISTRIBUTED:
-        yield "embedded"
-        return
-    from flowbuilder.celery import app
-
-    app.control.purge()  # messages left by an earlier, interrupted session
-    env = live.server_env(
-        _postgres_url(),
-        settings.REDIS_URL,
-        FLOWS_GITHUB_API_URL=shared_github.url,
-        FLOWS_ALLOW_PRIVATE_HOSTS="1",
-    )
-    worker = live.start_worker(env, Path(tempfile.mkdtemp(prefix="flowbuilder-templates-")))
-    yield "celery"
-    worker.stop()
+    with live.module_executor("templates", shared_github.url) as kind:
+        yield kind
 
 
 @pytest.fixture
