@@ -243,6 +243,7 @@ else:
 
 CELERY_BROKER_URL = REDIS_URL or "memory://"
 CELERY_RESULT_BACKEND = None
+CELERY_TASK_DEFAULT_QUEUE = "celery"
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -371,6 +372,9 @@ FLOWS_RUN_HEARTBEAT_S = float(os.environ.get("FLOWS_RUN_HEARTBEAT_S", "10"))
 FLOWS_RUN_STALE_S = env_int("FLOWS_RUN_STALE_S", 60)
 # How often each Celery worker looks for runs a lost worker left behind (no beat needed).
 FLOWS_WORKER_SWEEP_S = float(os.environ.get("FLOWS_WORKER_SWEEP_S", "20"))
+# A run whose message a worker took this long ago without starting it was taken by a worker that
+# died: the sweep sends it again (flows.tasks.recover_taken_messages).
+FLOWS_UNSTARTED_MESSAGE_S = float(os.environ.get("FLOWS_UNSTARTED_MESSAGE_S", "10"))
 # Longest `?wait=` a webhook caller may ask for.
 FLOWS_WEBHOOK_MAX_WAIT_S = float(os.environ.get("FLOWS_WEBHOOK_MAX_WAIT_S", "30"))
 # The flow language: steps of one run on parallel paths at once, a loop's items at once (the

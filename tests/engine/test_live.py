@@ -13,6 +13,8 @@ import json
 import os
 import signal
 import sqlite3
+import subprocess
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -403,6 +405,58 @@ def test_runs_of_a_killed_worker_are_recovered_by_the_next_worker_without_beat(j
 
     status = live.wait_until(finished, 60, "the new worker to recover the run", interval=0.2)
     assert (status["status"], status["output"]) == ("succeeded", {"attempt": 2}), status
+
+
+# A worker that takes a message from the queue and dies before it starts the run (the window
+# between Celery reserving a message and a pool process claiming its run).
+TAKE_AND_DIE = """
+import os, signal, sys
+from kombu import Connection
+with Connection(sys.argv[1]) as connection:
+    message = connection.channel().basic_get("celery", no_ack=False)
+    print("took" if message is not None else "nothing", flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+@pytest.mark.skipif(not DISTRIBUTED, reason="messages wait in Redis only in distributed mode")
+def test_runs_whose_messages_were_lost_with_a_process_run_within_seconds(journey):
+    """Without the lost-message sweep these wait FLOWS_RUN_STALE_S (60 s) or, for a message
+    taken by a dead worker, Redis's visibility timeout (6 h)."""
+    from flows.engine.runs import create_run
+    from flows.models import Flow, Run
+
+    done = [{"id": "t", "kind": "logic.template", "config": {"template": "done"}}]
+    info = journey.seed(document(steps=done, edges=[]))
+    journey.worker.stop()
+    # A worker took this run's message and died before it started the run.
+    posted = httpx.post(f"{journey.base}/hooks/{info['token']}/", json={})
+    taker = subprocess.run(
+        [sys.executable, "-c", TAKE_AND_DIE, settings.CELERY_BROKER_URL],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert taker.stdout.strip() == "took", taker.stderr
+    # A server stored this run and died before it sent the run's message.
+    flow = Flow.objects.select_related("current_version").get(pk=info["flow_id"])
+    version = flow.current_version
+    unsent, _ = create_run(
+        flow, trigger="webhook", event={}, plan=version.plan, version=version, enqueue=False
+    )
+    journey.worker = live.start_worker(
+        {**journey.env, "FLOWS_UNSTARTED_MESSAGE_S": "1"}, journey.log_dir
+    )
+
+    def finished() -> list | None:
+        runs = Run.objects.filter(pk__in=[posted.json()["run_id"], unsent.pk])
+        ended = [(r.status, r.output) for r in runs if r.status != "queued"]
+        return ended if len(ended) == 2 else None
+
+    ended = live.wait_until(finished, 20, "a worker to send both runs again", interval=0.2)
+    assert ended == [("succeeded", {"text": "done"})] * 2
+    journey.worker.stop()
+    journey.worker = live.start_worker(journey.env, journey.log_dir)
 
 
 TITLE = """
