@@ -9,6 +9,10 @@ the CPU time a run costs the server, the worker, PostgreSQL and Redis.
 
     .venv/bin/python bench/throughput.py [--runs 500] [--concurrency 3] [--modes embedded,distributed]
         [--worker-concurrency N] [--worker-pool prefork] [--flow linear|fanout]
+        [--answer-by websocket|wait]
+
+`--answer-by wait` measures the path of callers who wait for their answer (`?wait=`): each POST
+is answered when its run ends, and no WebSocket is open.
 
 The last lines are one JSON object per mode (distributed last).
 """
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import resource
@@ -151,10 +156,18 @@ def percentile(values: list[float], p: float) -> float:
 
 
 async def drive(
-    base: str, info: dict, runs: int, concurrency: int, warmup: int, meter: CpuMeter
+    base: str,
+    info: dict,
+    runs: int,
+    concurrency: int,
+    warmup: int,
+    meter: CpuMeter,
+    answer_by: str = "websocket",
 ) -> dict:
-    """Closed loop: each of `concurrency` clients posts an event, waits until the flow's
-    WebSocket reports its run finished, then posts the next one."""
+    """Closed loop: each of `concurrency` clients posts an event, waits until its run has
+    finished, then posts the next one. `answer_by` "websocket": the flow's WebSocket reports
+    the end (and the log lines); "wait": the POST itself waits for it (`?wait=30`), and no
+    WebSocket is open."""
     from websockets.asyncio.client import connect
 
     finished_at: dict[int, float] = {}
@@ -183,17 +196,29 @@ async def drive(
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     hook = f"/hooks/{info['token']}/"
     latencies: dict[int, float] = {}
-    async with (
-        connect(
-            url, origin=base, additional_headers=headers, max_queue=None, ping_interval=None
-        ) as ws,
-        httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as client,
-    ):
-        listener = asyncio.create_task(listen(ws))
+    async with contextlib.AsyncExitStack() as stack:
+        client = await stack.enter_async_context(
+            httpx.AsyncClient(base_url=base, limits=limits, timeout=60)
+        )
+        listener = None
+        if answer_by == "websocket":
+            ws = await stack.enter_async_context(
+                connect(
+                    url, origin=base, additional_headers=headers, max_queue=None, ping_interval=None
+                )
+            )
+            listener = asyncio.create_task(listen(ws))
 
         async def one(n: int) -> int:
             nonlocal lost_events
             started = time.time()
+            if answer_by == "wait":
+                answer = await client.post(hook + "?wait=30", json={"n": n})
+                answer.raise_for_status()
+                run_id = answer.json()["run_id"]
+                finished_at[run_id], statuses[run_id] = time.time(), answer.json()["status"]
+                latencies[run_id] = (finished_at[run_id] - started) * 1000
+                return run_id
             answer = await client.post(hook, json={"n": n})
             answer.raise_for_status()
             run_id = answer.json()["run_id"]
@@ -224,11 +249,13 @@ async def drive(
         ids = await phase(runs, warmup)
         elapsed = time.time() - first
         cpu = meter.per_run(len(ids))
-        listener.cancel()
+        if listener is not None:
+            listener.cancel()
 
     measured = [latencies[i] for i in ids]
     logs = [log_latency[i] for i in ids if i in log_latency]
     return {
+        "answer_by": answer_by,
         "runs": len(ids),
         "failed": sum(statuses[i] != "succeeded" for i in ids),
         "events_lost": lost_events,
@@ -306,7 +333,15 @@ def bench_mode(mode: str, args, work: Path) -> dict:
             )
         procs["server"], base = live.start_server(env, work, program=args.server)
         result = asyncio.run(
-            drive(base, info, args.runs, args.concurrency, args.warmup, CpuMeter(procs))
+            drive(
+                base,
+                info,
+                args.runs,
+                args.concurrency,
+                args.warmup,
+                CpuMeter(procs),
+                args.answer_by,
+            )
         )
     finally:
         for proc in reversed(procs.values()):
@@ -334,6 +369,12 @@ def main() -> None:
         help="linear: filter, Python, template; fanout: a loop of 10 LLM calls (50 ms), 5 at once",
     )
     parser.add_argument("--server", default="uvicorn", choices=sorted(live.SERVERS))
+    parser.add_argument(
+        "--answer-by",
+        default="websocket",
+        choices=["websocket", "wait"],
+        help="how a client learns its run ended: the flow's WebSocket, or the POST's ?wait=30",
+    )
     parser.add_argument(
         "--worker-concurrency",
         type=int,

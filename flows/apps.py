@@ -13,3 +13,4 @@ class FlowsConfig(AppConfig):
 
         schedule.connect_signals()
         embedded.maybe_start_scheduler()
+        embedded.maybe_warm_up()

@@ -18,7 +18,7 @@ import threading
 import time
 
 from celery import shared_task
-from celery.signals import worker_ready
+from celery.signals import worker_process_init, worker_ready
 from django.conf import settings
 from django.db import close_old_connections
 from kombu.exceptions import OperationalError as BrokerUnreachable
@@ -163,6 +163,14 @@ def sweep_stale_runs() -> dict:
 @shared_task(name="flows.prune_runs", ignore_result=True)
 def prune_runs() -> dict:
     return retention.prune_runs()
+
+
+@worker_process_init.connect
+def warm_up_pool_process(**_: object) -> None:
+    """Each pool process gets ready for runs before it takes its first one."""
+    from flows.engine.warm import warm_up
+
+    warm_up(serves=False, runs=True)
 
 
 @worker_ready.connect

@@ -188,7 +188,9 @@ _publisher: RedisPublisher | None = None
 _publisher_pid: int | None = None
 
 
-def _get_publisher() -> RedisPublisher | None:
+def publisher() -> RedisPublisher | None:
+    """This process's publisher straight to Redis, or None when the channel layer is not
+    Redis pub/sub."""
     global _publisher, _publisher_pid
     pid = os.getpid()
     if _publisher_pid != pid:
@@ -208,9 +210,9 @@ def send(groups: tuple[str, ...], events: list[dict[str, Any]]) -> None:
     """Send `events` to the groups as one message, in the order of calls, without waiting for
     any consumer."""
     message = {"type": MESSAGE_TYPE, "events": events}
-    publisher = _get_publisher()
-    if publisher is not None:
-        publisher.publish(groups, message)
+    publisher_ = publisher()
+    if publisher_ is not None:
+        publisher_.publish(groups, message)
         return
     sender = _get_sender()
     if sender is not None:

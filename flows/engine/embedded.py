@@ -116,6 +116,16 @@ def start_scheduler() -> bool:
     return True
 
 
+def maybe_warm_up() -> None:
+    """Called at app start: a server process gets ready before it serves (and, when it executes
+    runs itself, loads the Python step runner), so that its first answer is as quick as the
+    next."""
+    if is_server_process():
+        from flows.engine.warm import warm_up
+
+        warm_up(serves=True, runs=queue.executor_mode() == "embedded")
+
+
 def maybe_start_scheduler() -> None:
     """Called at app start: embedded mode, in a server process, unless turned off."""
     choice = settings.FLOWS_SCHEDULER

@@ -1,0 +1,40 @@
+"""Warm a process up before it takes work, so that its first run answers as quickly as the next:
+the Python step runner (loaded and run once), the run-event publisher (with its imports), the
+database connection and, in a server, the URL table. Without it the first run after a start paid
+about 150 to 250 ms for these.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from django.conf import settings
+
+logger = logging.getLogger(__name__)
+
+
+def warm_up(serves: bool, runs: bool) -> float:
+    """`serves`: the process answers requests; `runs`: it executes runs. Milliseconds taken;
+    a part that fails is logged and left to the first run."""
+    started = time.perf_counter()
+    if not settings.FLOWS_WARM_UP:
+        return 0.0
+    from django.db import close_old_connections, connection
+    from django.urls import reverse
+
+    from flows.engine import broadcast
+    from flows.sandbox.python import warm_up as warm_up_runner
+
+    parts = [broadcast.publisher, connection.ensure_connection]
+    if runs:
+        parts.append(warm_up_runner)
+    if serves:
+        parts.append(lambda: reverse("flows:hook_run", args=["warm-up", 1]))
+    for part in parts:
+        try:
+            part()
+        except Exception:
+            logger.warning("warming up this process failed", exc_info=True)
+    close_old_connections()
+    return (time.perf_counter() - started) * 1000
