@@ -107,7 +107,9 @@ def _cpu_seconds(pid: int) -> float:
 
 
 def _cpu_of_programs(names: tuple[str, ...]) -> float:
-    """CPU time of every process whose command starts with one of `names` (PostgreSQL, Redis)."""
+    """CPU time of every process whose command starts with one of `names` (PostgreSQL, Redis),
+    with that of their children that have exited (a PostgreSQL backend whose connection
+    closed), so the total never goes down."""
     total = 0.0
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -116,7 +118,8 @@ def _cpu_of_programs(names: tuple[str, ...]) -> float:
             command = (entry / "cmdline").read_bytes().split(b"\0", 1)[0].decode(errors="replace")
             if os.path.basename(command.split(" ", 1)[0]).startswith(names):
                 fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-                total += int(fields[11]) + int(fields[12])
+                # utime, stime, and cutime, cstime: the children it has waited for.
+                total += sum(int(fields[i]) for i in (11, 12, 13, 14))
         except (OSError, IndexError, ValueError):
             continue
     return total / os.sysconf("SC_CLK_TCK")
