@@ -1,6 +1,6 @@
 """Warm a process up before it takes work, so that its first run answers as quickly as the next:
-the Python step runner (loaded and run once), the run-event publisher (with its imports), the
-database connection and, in a server, the URL table. Without it the first run after a start paid
+the Python step runner (loaded and run once), the run-event publisher (with its imports) and, in
+a server, the database connection and the URL table. Without it the first run after a start paid
 about 150 to 250 ms for these.
 """
 
@@ -26,15 +26,20 @@ def warm_up(serves: bool, runs: bool) -> float:
     from flows.engine import broadcast
     from flows.sandbox.python import warm_up as warm_up_runner
 
-    parts = [broadcast.publisher, connection.ensure_connection]
+    parts = [broadcast.publisher]
     if runs:
         parts.append(warm_up_runner)
     if serves:
-        parts.append(lambda: reverse("flows:hook_run", args=["warm-up", 1]))
+        # Not in a Celery pool process: it was just forked, and Celery's own start-up closes
+        # the database connections it inherited after this.
+        parts += [
+            connection.ensure_connection,
+            lambda: reverse("flows:hook_run", args=["warm-up", 1]),
+            close_old_connections,
+        ]
     for part in parts:
         try:
             part()
         except Exception:
             logger.warning("warming up this process failed", exc_info=True)
-    close_old_connections()
     return (time.perf_counter() - started) * 1000
