@@ -50,20 +50,37 @@
       }
     }
 
-    function loadForm(id, focusId) {
+    // What a node's form is rendered from: the step and the flow's connections.
+    function formData(id) {
       var step = app.stepById(id);
-      if (!step) return;
-      formFor = id;
-      focusAfterForm = focusId || null;
+      if (!step) return null;
       var data = { id: step.id, kind: step.kind, config: step.config || {} };
       ["grants", "limits", "connection", "name", "parent"].forEach(function (k) { if (step[k] !== undefined) data[k] = step[k]; });
+      return { step: JSON.stringify(data), connections: JSON.stringify(app.doc().connections || {}) };
+    }
+
+    // Each form request is numbered, with the state it was rendered from: a form that arrives
+    // after the node changed (a field typed while it loaded) would show, and then save, the
+    // old values; it is dropped, and the newest request asks again.
+    var formSeq = 0;
+    var sentState = {};
+
+    function loadForm(id, focusId) {
+      var data = formData(id);
+      if (!data) return;
+      formFor = id;
+      focusAfterForm = focusId || null;
+      formSeq += 1;
+      sentState = {};
+      sentState[formSeq] = data.step + data.connections;
       htmx.ajax("POST", els.root.dataset.nodeUrl, {
         target: "#inspector",
         swap: "innerHTML",
+        headers: { "X-Node-Form": String(formSeq) },
         values: {
-          step: JSON.stringify(data),
+          step: data.step,
           errors: JSON.stringify(app.errorsFor(id)),
-          connections: JSON.stringify(app.doc().connections || {})
+          connections: data.connections
         }
       });
     }
@@ -302,8 +319,21 @@
       if (app.selected() === pending.node) loadForm(pending.node, pending.select);
     }
 
-    // The form of the node that is selected now; a form arriving for another one is dropped.
-    function wanted() { return formFor !== null && formFor === app.selected(); }
+    // The form of the node that is selected now, rendered from its current state; a form
+    // arriving for another node, or from an older state, is dropped.
+    function wanted(detail) {
+      if (formFor === null || formFor !== app.selected()) return false;
+      var headers = (detail && detail.requestConfig && detail.requestConfig.headers) || {};
+      var seq = Number(headers["X-Node-Form"]);
+      if (!seq) return true;
+      if (seq !== formSeq) return false;
+      var data = formData(formFor);
+      if (data && sentState[seq] !== data.step + data.connections) {
+        loadForm(formFor, focusAfterForm);
+        return false;
+      }
+      return true;
+    }
 
     function noteFocus(e) {
       if (e.target.matches("[data-connection-service]")) e.target.dataset.previous = e.target.value;

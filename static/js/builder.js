@@ -502,7 +502,7 @@
     });
     // A form that arrives after its node was deleted or another one chosen is dropped.
     document.body.addEventListener("htmx:beforeSwap", function (e) {
-      if (e.detail.target === inspector && !form.wanted()) e.detail.shouldSwap = false;
+      if (e.detail.target === inspector && !form.wanted(e.detail)) e.detail.shouldSwap = false;
     });
     document.body.addEventListener("htmx:afterSettle", function (e) {
       if (e.detail.target !== inspector) return;
