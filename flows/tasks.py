@@ -187,10 +187,10 @@ def _sweep_loop() -> None:
         close_old_connections()
     while True:
         time.sleep(settings.FLOWS_WORKER_SWEEP_S)
-        try:
-            recover_lost_messages()
-            executor.sweep_stale_runs()
-        except Exception:
-            logger.exception("sweeping stale runs failed")
-        finally:
-            close_old_connections()
+        for sweep in (recover_lost_messages, executor.sweep_stale_runs):
+            try:
+                sweep()
+            except Exception:  # the other sweep still runs (Redis down fails only the first)
+                logger.exception("sweeping for lost runs failed (%s)", sweep.__name__)
+            finally:
+                close_old_connections()
