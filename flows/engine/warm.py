@@ -1,6 +1,6 @@
 """Warm a process up before it takes work, so that its first run answers as quickly as the next:
 the Python step runner (loaded and run once), the run-event publisher (with its imports) and, in
-a server, the database connection and the URL table. Without it the first run after a start paid
+a server, the database connection, the URL table and the connection to the run queue. Without it the first run after a start paid
 about 150 to 250 ms for these.
 """
 
@@ -14,6 +14,16 @@ from django.conf import settings
 logger = logging.getLogger(__name__)
 
 
+def _queue_connection() -> None:
+    """A server's connection to the broker, with the run queue declared: the first run queued
+    paid about 60 ms for them."""
+    from flowbuilder.celery import app
+
+    with app.producer_or_acquire() as producer:
+        producer.connection.ensure_connection(max_retries=1)
+        producer.maybe_declare(app.amqp.queues[app.conf.task_default_queue])
+
+
 def warm_up(serves: bool, runs: bool) -> float:
     """`serves`: the process answers requests; `runs`: it executes runs. Milliseconds taken;
     a part that fails is logged and left to the first run."""
@@ -23,12 +33,14 @@ def warm_up(serves: bool, runs: bool) -> float:
     from django.db import close_old_connections, connection
     from django.urls import reverse
 
-    from flows.engine import broadcast
+    from flows.engine import broadcast, queue
     from flows.sandbox.python import warm_up as warm_up_runner
 
     parts = [broadcast.publisher]
     if runs:
         parts.append(warm_up_runner)
+    if serves and queue.executor_mode() == "celery":
+        parts.append(_queue_connection)
     if serves:
         # Not in a Celery pool process: it was just forked, and Celery's own start-up closes
         # the database connections it inherited after this.
