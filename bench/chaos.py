@@ -94,7 +94,7 @@ class Stack:
         self.port = live.free_port()
         self.server, self.base = live.start_server(env, work, self.port, program="uvicorn")
         self.worker = live.start_worker(env, work, concurrency=None)
-        self.lock = threading.Lock()
+        self.orphans: list[int] = []  # pool processes of a killed worker main process
 
     def pool_processes(self) -> list[int]:
         pid = self.worker.proc.pid
@@ -104,13 +104,12 @@ class Stack:
         os.kill(self.pool_processes()[0], signal.SIGKILL)
 
     def kill_worker_main(self) -> None:
-        orphans = self.pool_processes()
+        self.orphans = self.pool_processes()
         os.kill(self.worker.proc.pid, signal.SIGKILL)
         self.worker.proc.wait(10)
         time.sleep(1)
+        # Orphaned pool processes finish the task in hand and exit; stop() leaves none behind.
         self.worker = live.start_worker(self.env, self.work, concurrency=None)
-        # Orphaned pool processes finish the task in hand and exit; the bench leaves none behind.
-        self.orphans = orphans
 
     def kill_server(self) -> None:
         self.server.kill()
@@ -120,7 +119,7 @@ class Stack:
     def stop(self) -> None:
         self.server.stop()
         self.worker.stop()
-        for pid in getattr(self, "orphans", []):
+        for pid in self.orphans:
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:

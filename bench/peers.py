@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import shutil
 import signal
@@ -134,7 +133,7 @@ def wrk(url: str, connections: int, duration: float, work: Path) -> dict:
 
 def runs_stored(env: dict[str, str]) -> dict[str, int]:
     code = (
-        "import django, json; django.setup(); from django.db.models import Count; "
+        "import django, json; django.setup(); "
         "from flows.models import Run, StepRun; "
         "print(json.dumps({'runs': Run.objects.count(), 'step_rows': StepRun.objects.count(), "
         "'unfinished': Run.objects.exclude(finished_at__isnull=False).count()}))"
@@ -226,7 +225,6 @@ def main() -> None:
     signal.signal(signal.SIGTERM, stop)
     work = Path(tempfile.mkdtemp(prefix="flowbuilder-peers-"))
     print(f"logs in {work}", file=sys.stderr)
-    os.environ.setdefault("PYTHONUNBUFFERED", "1")
     for mode in args.modes.split(","):
         for path in args.paths.split(","):
             bench_mode(mode, path, args, work)

@@ -378,7 +378,7 @@ FLOWS_RUN_STALE_S = env_int("FLOWS_RUN_STALE_S", 60)
 # How often each Celery worker looks for runs a lost worker left behind (no beat needed).
 FLOWS_WORKER_SWEEP_S = float(os.environ.get("FLOWS_WORKER_SWEEP_S", "20"))
 # A run whose message a worker took this long ago without starting it was taken by a worker that
-# died: the sweep sends it again (flows.tasks.recover_taken_messages).
+# died: the sweep sends it again (flows.tasks.recover_lost_messages).
 FLOWS_UNSTARTED_MESSAGE_S = float(os.environ.get("FLOWS_UNSTARTED_MESSAGE_S", "10"))
 # Longest `?wait=` a webhook caller may ask for.
 FLOWS_WEBHOOK_MAX_WAIT_S = float(os.environ.get("FLOWS_WEBHOOK_MAX_WAIT_S", "30"))

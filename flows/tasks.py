@@ -93,9 +93,7 @@ def recover_lost_messages(now: float | None = None) -> dict[str, int]:
 
     A run sent twice is harmless: its first message claims it, the other finds it claimed.
     Nothing to do when the broker is not Redis."""
-    from datetime import timedelta
-
-    from django.utils import timezone
+    from datetime import UTC, datetime
 
     from flows.models import Run
 
@@ -134,9 +132,12 @@ def recover_lost_messages(now: float | None = None) -> dict[str, int]:
             ).execute()
             counts["taken"] += 1
         if waiting is not None:
-            stored_before = timezone.now() - timedelta(seconds=settings.FLOWS_UNSTARTED_MESSAGE_S)
             unsent = (
-                Run.objects.filter(status=Run.Status.QUEUED, claim="", created_at__lt=stored_before)
+                Run.objects.filter(
+                    status=Run.Status.QUEUED,
+                    claim="",
+                    created_at__lt=datetime.fromtimestamp(before, UTC),
+                )
                 .exclude(pk__in=waiting | set(taken))
                 .only("pk", "plan")[:500]
             )

@@ -1,13 +1,12 @@
 """Warm a process up before it takes work, so that its first run answers as quickly as the next:
 the Python step runner (loaded and run once), the run-event publisher (with its imports) and, in
-a server, the database connection, the URL table and the connection to the run queue. Without it the first run after a start paid
-about 150 to 250 ms for these.
+a server, the database connection, the URL table and the connection to the run queue. Without
+it the first run after a start paid about 150 to 250 ms for these.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 
 from django.conf import settings
 
@@ -24,12 +23,11 @@ def _queue_connection() -> None:
         producer.maybe_declare(app.amqp.queues[app.conf.task_default_queue])
 
 
-def warm_up(serves: bool, runs: bool) -> float:
-    """`serves`: the process answers requests; `runs`: it executes runs. Milliseconds taken;
-    a part that fails is logged and left to the first run."""
-    started = time.perf_counter()
+def warm_up(serves: bool, runs: bool) -> None:
+    """`serves`: the process answers requests; `runs`: it executes runs. A part that fails is
+    logged and left to the first run."""
     if not settings.FLOWS_WARM_UP:
-        return 0.0
+        return
     from django.db import close_old_connections, connection
     from django.urls import reverse
 
@@ -54,4 +52,3 @@ def warm_up(serves: bool, runs: bool) -> float:
             part()
         except Exception:
             logger.warning("warming up this process failed", exc_info=True)
-    return (time.perf_counter() - started) * 1000

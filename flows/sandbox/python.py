@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -170,15 +169,12 @@ def run_python_step(
 WARM_UP_SOURCE = "def main(event, ctx):\n    return {'words': len(str(event).split())}\n"
 
 
-def warm_up() -> float | None:
+def warm_up() -> None:
     """Load the runner and run one empty step in this process, so that its first real run does
-    not pay for it (about 150 ms); milliseconds taken, or None when the runner is not built."""
-    started = time.perf_counter()
+    not pay for it (about 150 ms); a runner that cannot run (not built) is logged."""
     result = run_python_step(WARM_UP_SOURCE, {"title": "warm up"}, step="warm-up")
     if not result.ok:
         logger.warning("the Python step runner could not be warmed up: %s", result.error)
-        return None
-    return (time.perf_counter() - started) * 1000
 
 
 def check_python_syntax(source: str, step: str) -> str | None:

@@ -59,11 +59,11 @@
       return { step: JSON.stringify(data), connections: JSON.stringify(app.doc().connections || {}) };
     }
 
-    // Each form request is numbered, with the state it was rendered from: a form that arrives
-    // after the node changed (a field typed while it loaded) would show, and then save, the
-    // old values; it is dropped, and the newest request asks again.
+    // Each form request is numbered, and the newest one's state kept: a form that arrives after
+    // the node changed (a field typed while it loaded) would show, and then save, the old
+    // values; it is dropped, and the newest request asks again.
     var formSeq = 0;
-    var sentState = {};
+    var sentState = "";
 
     function loadForm(id, focusId) {
       var data = formData(id);
@@ -71,8 +71,7 @@
       formFor = id;
       focusAfterForm = focusId || null;
       formSeq += 1;
-      sentState = {};
-      sentState[formSeq] = data.step + data.connections;
+      sentState = data.step + data.connections;
       htmx.ajax("POST", els.root.dataset.nodeUrl, {
         target: "#inspector",
         swap: "innerHTML",
@@ -328,7 +327,7 @@
       if (!seq) return true;
       if (seq !== formSeq) return false;
       var data = formData(formFor);
-      if (data && sentState[seq] !== data.step + data.connections) {
+      if (data && sentState !== data.step + data.connections) {
         loadForm(formFor, focusAfterForm);
         return false;
       }
