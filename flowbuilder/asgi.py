@@ -1,3 +1,4 @@
+import logging
 import os
 
 from django.core.asgi import get_asgi_application
@@ -38,9 +39,28 @@ async def http_app(scope, receive, send):
     await app(scope, receive, send)
 
 
+async def lifespan(scope, receive, send):
+    """The server's start and stop (uvicorn and hypercorn send them): it warms up its event
+    loop before it takes requests (flows.engine.warm)."""
+    from flows.engine.warm import warm_up_loop
+
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            try:
+                await warm_up_loop()
+            except Exception:  # a server that cannot warm up still serves, a little slower
+                logging.getLogger(__name__).warning("warming up the loop failed", exc_info=True)
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
 application = ProtocolTypeRouter(
     {
         "http": http_app,
+        "lifespan": lifespan,
         "websocket": AllowedHostsOriginValidator(
             AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
         ),

@@ -356,6 +356,10 @@ FLOWS_ARTIFACT_MAX_BYTES = env_int("FLOWS_ARTIFACT_MAX_BYTES", 16_777_216)
 # "auto": Celery when REDIS_URL is set, else the embedded executor; "inline" executes in the caller.
 FLOWS_EXECUTOR = os.environ.get("FLOWS_EXECUTOR", "auto")
 FLOWS_EMBEDDED_WORKERS = env_int("FLOWS_EMBEDDED_WORKERS", 4)
+# Distributed mode: a server executes runs whose caller waits on it (`?wait=`, a flow with an
+# `http.respond` step) itself, at most this many at once; the workers take the rest. 0: the
+# workers execute every run.
+FLOWS_SERVER_RUNS = env_int("FLOWS_SERVER_RUNS", 4)
 # Load the Python step runner when a process that executes runs starts (a Celery pool process, an
 # embedded-mode server), not on its first run.
 FLOWS_WARM_UP = os.environ.get("FLOWS_WARM_UP", "1") not in ("0", "false", "off", "")

@@ -227,7 +227,8 @@ def _run_answer(answer: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in answer.items() if k != "response"}
 
 
-def _start(token: str, event: dict, delivery_id: str) -> tuple[Run, bool]:
+def _start(token: str, event: dict, delivery_id: str, waits: bool) -> tuple[Run, bool]:
+    """Start the flow's run (`waits`: the caller waits for its answer)."""
     # The draft and the deployed document are not needed to start a run: only the plan is.
     flow = (
         Flow.objects.select_related("current_version")
@@ -237,7 +238,8 @@ def _start(token: str, event: dict, delivery_id: str) -> tuple[Run, bool]:
     )
     if flow is None:
         raise BadRequest(404, "No flow has this webhook URL.")
-    trigger = ((flow.current_version.plan if flow.current_version else {}) or {}).get("trigger", {})
+    plan = (flow.current_version.plan if flow.current_version else {}) or {}
+    trigger = plan.get("trigger", {})
     repeated = bool(delivery_id) and Run.objects.filter(flow=flow, delivery_id=delivery_id).exists()
     over = None if repeated else quotas.check(flow.owner_id)
     if over is not None:
@@ -249,7 +251,13 @@ def _start(token: str, event: dict, delivery_id: str) -> tuple[Run, bool]:
                 f"The flow '{flow.name}' is triggered by '{trigger.get('kind')}', not by "
                 "webhooks: change its trigger to Webhook and deploy it.",
             )
-        return start_run(flow, trigger="webhook", event=event, delivery_id=delivery_id)
+        return start_run(
+            flow,
+            trigger="webhook",
+            event=event,
+            delivery_id=delivery_id,
+            here=waits or bool(plan.get("responds")),
+        )
     except (FlowPaused, FlowNotDeployed) as exc:
         raise BadRequest(409, str(exc)) from None
 
@@ -298,7 +306,9 @@ async def hook(request: HttpRequest, token: str) -> JsonResponse:
         delivery_id = next(
             (request.headers[h] for h in DELIVERY_HEADERS if request.headers.get(h)), ""
         )
-        run, created = await _database(_start, token, _event(request, body), delivery_id)
+        run, created = await _database(
+            _start, token, _event(request, body), delivery_id, bool(wait)
+        )
     except BadRequest as exc:
         return _error(exc.status, exc.message, exc.retry_after_s)
     except QueueUnreachable as exc:

@@ -5,8 +5,9 @@ read and no thread of its own while it waits. So each server process keeps one `
 
 - The engine, wherever a run ends or a respond step sets its answer, sends one notice carrying
   the answer itself (`notify`). In distributed mode it is one PUBLISH on the deployment's answers
-  channel, which every server process subscribes to once; in the embedded mode the hub lives in
-  the same process and is handed the notice directly.
+  channel, which every server process subscribes to once; in the embedded mode, and for a run
+  the server executes itself (`expect_here`), the hub lives in the same process and is handed
+  the notice directly.
 - A waiter is a future in a dict, keyed by run id. Notices that find no waiter are kept for a
   minute, for the caller whose run ended before it started to wait (the inline executor runs
   the whole flow before the view waits at all).
@@ -64,13 +65,27 @@ def _notice(run: Run) -> str:
     return data
 
 
+# Runs this process executes for a caller who waits here: their notices stay in the process.
+_here: set[int] = set()
+
+
+def expect_here(run_id: int) -> None:
+    _here.add(run_id)
+
+
+def forget_here(run_id: int) -> None:
+    _here.discard(run_id)
+
+
 def notify(run: Run) -> None:
     """The run has an answer for its caller (it ended, or a respond step ran): tell the hubs."""
-    if not settings.REDIS_URL:
+    if not settings.REDIS_URL or run.pk in _here:
         hub = _hub
         if hub is not None and not hub.loop.is_closed():
             hub.loop.call_soon_threadsafe(hub.deliver, run.pk, answer_of(run))
-        return
+            return
+        if not settings.REDIS_URL:
+            return
     try:
         broadcast.redis_client().publish(channel_name(), _notice(run))
     except Exception:  # the waiter finds the answer in the database when its time is up

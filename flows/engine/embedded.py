@@ -3,6 +3,14 @@
 Used when REDIS_URL is unset (`make run`). Runs execute in a ThreadPoolExecutor started on the
 first dispatch; in a server process (daphne, uvicorn, runserver) a scheduler thread also fires
 due schedules, sweeps runs whose process died and prunes old runs.
+
+The same threads serve the distributed mode's "here" backend: a run whose caller waits for its
+answer in this server (`?wait=`, a flow that answers with `http.respond`) is executed by the
+server itself while fewer than FLOWS_SERVER_RUNS such runs are executing, and queued for the
+workers when that many are. It saves the queue's round trips (server, Redis, the worker's main
+process, a pool process, and the answer back through Redis), which were about half of such a
+run's cost. If the server dies mid-run, the run's worker id names the dead process: the workers'
+sweep (`flows.tasks`) queues it again, as for a worker that died.
 """
 
 from __future__ import annotations
@@ -17,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from django.conf import settings
 from django.db import close_old_connections
 
-from flows.engine import queue
+from flows.engine import answers, queue
 from flows.engine.executor import execute_run, recover_local_runs, sweep_stale_runs
 from flows.engine.retention import prune_runs
 from flows.engine.schedule import Scheduler
@@ -30,6 +38,9 @@ PRUNE_EVERY_S = 3600
 
 _lock = threading.Lock()
 _state: dict = {"executor": None, "pid": None, "scheduler": None}
+# Runs the "here" backend is executing in this process.
+_here_lock = threading.Lock()
+_here = {"running": 0}
 
 
 def _execute(run_id: int, token: str) -> None:
@@ -45,7 +56,8 @@ def _executor() -> ThreadPoolExecutor:
     with _lock:
         if _state["executor"] is None or _state["pid"] != os.getpid():
             _state["executor"] = ThreadPoolExecutor(
-                max_workers=settings.FLOWS_EMBEDDED_WORKERS, thread_name_prefix="flows-run"
+                max_workers=max(settings.FLOWS_EMBEDDED_WORKERS, settings.FLOWS_SERVER_RUNS),
+                thread_name_prefix="flows-run",
             )
             _state["pid"] = os.getpid()
     return _state["executor"]
@@ -63,6 +75,45 @@ def submit(run_id: int, token: str, delay: float = 0.0) -> None:
 
 
 queue.register("embedded", lambda run_id, token, _limit, delay: submit(run_id, token, delay))
+
+
+def submit_here(run_id: int, token: str, time_limit_s: int | None, delay: float) -> None:
+    """The "here" backend (see above): execute the run in this process if a slot is free, else
+    hand it to the queue."""
+    with _here_lock:
+        free = _here["running"] < settings.FLOWS_SERVER_RUNS
+        if free:
+            _here["running"] += 1
+    if not free:
+        queue.backend("celery")(run_id, token, time_limit_s, delay)
+        return
+    answers.expect_here(run_id)
+    try:
+        _executor().submit(_execute_here, run_id, token)
+    except BaseException:
+        _release_here(run_id)
+        raise
+
+
+def _execute_here(run_id: int, token: str) -> None:
+    try:
+        _execute(run_id, token)
+    finally:
+        _release_here(run_id)
+
+
+def _release_here(run_id: int) -> None:
+    answers.forget_here(run_id)
+    with _here_lock:
+        _here["running"] -= 1
+
+
+def running_here() -> int:
+    """How many runs the "here" backend is executing in this process now."""
+    return _here["running"]
+
+
+queue.register("here", submit_here)
 
 
 def is_server_process(argv: list[str] | None = None) -> bool:
@@ -123,7 +174,11 @@ def maybe_warm_up() -> None:
     if is_server_process():
         from flows.engine.warm import warm_up
 
-        warm_up(serves=True, runs=queue.executor_mode() == "embedded")
+        mode = queue.executor_mode()
+        warm_up(
+            serves=True,
+            runs=mode == "embedded" or (mode == "celery" and settings.FLOWS_SERVER_RUNS > 0),
+        )
 
 
 def maybe_start_scheduler() -> None:

@@ -2,6 +2,10 @@
 
 FLOWS_EXECUTOR chooses: "auto" (Celery when REDIS_URL is set, else embedded), "celery",
 "embedded", or "inline" (executes at once in the caller: tests and one-off commands).
+
+A run whose caller waits for its answer may be dispatched `here`: with Celery, a server process
+then executes it in its own threads when one of its FLOWS_SERVER_RUNS slots is free (the
+"here" backend, flows.engine.embedded), and queues it as usual when none is.
 """
 
 from __future__ import annotations
@@ -43,16 +47,26 @@ def register(mode: str, backend: Backend) -> None:
     _backends[mode] = backend
 
 
-def dispatch(run_id: int, time_limit_s: int | None = None, at: datetime | None = None) -> None:
+def backend(mode: str) -> Backend:
+    found = _backends.get(mode)
+    if found is None:
+        raise RuntimeError(f"FLOWS_EXECUTOR: no executor '{mode}' is installed here")
+    return found
+
+
+def dispatch(
+    run_id: int, time_limit_s: int | None = None, at: datetime | None = None, here: bool = False
+) -> None:
     """Enqueue a run once the current transaction commits (so the worker can read it), to start
-    at once or at `at` (a parked run); inline, execute it now, on the caller's connection."""
+    at once or at `at` (a parked run); inline, execute it now, on the caller's connection.
+    `here`: its caller waits in this process, so this process may execute it (see above)."""
     token = uuid.uuid4().hex
     mode = executor_mode()
-    backend = _backends.get(mode)
-    if backend is None:
-        raise RuntimeError(f"FLOWS_EXECUTOR: no executor '{mode}' is installed here")
+    chosen = backend(mode)
+    if here and at is None and mode == "celery" and settings.FLOWS_SERVER_RUNS:
+        chosen = _backends.get("here", chosen)
     delay = max(0.0, (at - timezone.now()).total_seconds()) if at else 0.0
     if mode == "inline":
-        backend(run_id, token, time_limit_s, delay)
+        chosen(run_id, token, time_limit_s, delay)
         return
-    transaction.on_commit(lambda: backend(run_id, token, time_limit_s, delay))
+    transaction.on_commit(lambda: chosen(run_id, token, time_limit_s, delay))

@@ -30,7 +30,10 @@ def create_run(
     rerun_of: Run | None = None,
     parent: dict[str, Any] | None = None,
     enqueue: bool = True,
+    here: bool = False,
 ) -> tuple[Run, bool]:
+    """Store a queued run and enqueue it (`here`: its caller waits in this process, see
+    queue.dispatch); a repeated delivery id returns the stored run instead."""
     fields = {
         "flow": flow,
         "version": version,
@@ -73,7 +76,7 @@ def create_run(
         return run, True
     if spec and spec["mode"] == "cancel_in_progress" and run.concurrency_key:
         _cancel_older(run, spec.get("limit", 1))
-    dispatch(run.pk, plan.get("time_limit_s"))
+    dispatch(run.pk, plan.get("time_limit_s"), here=here)
     return run, True
 
 
@@ -138,9 +141,11 @@ def start_run(
     delivery_id: str = "",
     version: FlowVersion | None = None,
     draft: bool = False,
+    here: bool = False,
 ) -> tuple[Run, bool]:
     """Create a queued run and enqueue it; a repeated delivery id returns the first run unrun,
-    unless that run failed: a redelivery of a failed delivery runs again."""
+    unless that run failed: a redelivery of a failed delivery runs again. `here`: the caller
+    waits for the run's answer in this process (create_run)."""
     from flows.compiler import compile_document
 
     delivery_id = (delivery_id or "")[:200]
@@ -173,6 +178,7 @@ def start_run(
         version=version,
         delivery_id=delivery_id,
         rerun_of=failed,
+        here=here,
     )
 
 

@@ -513,3 +513,82 @@ def test_many_callers_waiting_at_once_each_get_their_own_answer(journey):
         assert seen, "the callers were answered before Redis could be looked at"
         assert {subscribers for subscribers, _ in seen} == {1}
         assert max(channels for _, channels in seen) == 0
+
+
+def _executed_by(worker_id: str, process: live.Process) -> bool:
+    """Whether a run's worker id names this process or one of its children (a pool process)."""
+    pid = int(worker_id.rpartition(":")[2])
+    root = process.proc.pid
+    return pid == root or str(pid) in Path(f"/proc/{root}/task/{root}/children").read_text().split()
+
+
+def _count_flow(journey) -> dict[str, Any]:
+    return journey.seed(
+        document(
+            steps=[{"id": "count", "kind": "code.python", "config": {"source": TITLE}}], edges=[]
+        )
+    )
+
+
+@pytest.mark.skipif(not DISTRIBUTED, reason="the embedded mode's server executes every run")
+def test_a_server_executes_the_runs_its_callers_wait_for_and_queues_the_rest(journey):
+    from flows.models import Run
+
+    info = _count_flow(journey)
+    hook = f"{journey.base}/hooks/{info['token']}/"
+    journey.worker.stop()
+    try:
+        waited = httpx.post(hook + "?wait=10", json={"title": "no worker needed"}, timeout=30)
+        assert waited.status_code == 200, waited.text
+        assert waited.json()["output"] == {"words": 3, "upper": "NO WORKER NEEDED"}
+        executed_by = Run.objects.get(pk=waited.json()["run_id"]).worker
+        assert _executed_by(executed_by, journey.server), executed_by
+        # Nobody waits for this one: it goes to the queue, where it waits for a worker.
+        queued = httpx.post(hook, json={"title": "for the workers"}, timeout=30)
+        assert queued.status_code == 202
+    finally:
+        journey.worker = live.start_worker(journey.env, journey.log_dir)
+
+    def finished() -> Run | None:
+        run = Run.objects.get(pk=queued.json()["run_id"])
+        return run if run.status == "succeeded" else None
+
+    run = live.wait_until(finished, 30, "the worker to execute the queued run", interval=0.1)
+    assert _executed_by(run.worker, journey.worker), run.worker
+    assert run.output == {"words": 3, "upper": "FOR THE WORKERS"}
+
+
+@pytest.mark.skipif(not DISTRIBUTED, reason="the embedded mode's server executes every run")
+def test_a_busy_server_queues_waited_for_runs_and_a_killed_ones_runs_are_recovered(journey):
+    """FLOWS_SERVER_RUNS=1: while the server executes one run, the next caller's run goes to the
+    workers. Then the server is killed mid-run: the workers' sweep sees its process gone and
+    runs the run again."""
+    from flows.models import Run
+
+    spin = journey.seed(KILLABLE)
+    count = _count_flow(journey)
+    server, base = live.start_server({**journey.env, "FLOWS_SERVER_RUNS": "1"}, journey.log_dir)
+    try:
+        busy = httpx.post(f"{base}/hooks/{spin['token']}/?wait=0.5", json={}, timeout=30)
+        assert busy.status_code == 202, busy.text  # still spinning, in the server
+        spinning = Run.objects.get(pk=busy.json()["run_id"])
+        assert spinning.status == "running"
+        assert _executed_by(spinning.worker, server), spinning.worker
+
+        waited = httpx.post(
+            f"{base}/hooks/{count['token']}/?wait=20", json={"title": "the overflow"}, timeout=30
+        )
+        assert waited.status_code == 200, waited.text
+        assert waited.json()["output"] == {"words": 2, "upper": "THE OVERFLOW"}
+        executed_by = Run.objects.get(pk=waited.json()["run_id"]).worker
+        assert _executed_by(executed_by, journey.worker), executed_by
+    finally:
+        server.kill()
+
+    def finished() -> Run | None:
+        run = Run.objects.get(pk=spinning.pk)
+        return run if run.status in ("succeeded", "failed") else None
+
+    run = live.wait_until(finished, 40, "the workers to recover the server's run", interval=0.2)
+    assert (run.status, run.output, run.attempts) == ("succeeded", {"attempt": 2}, 2)
+    assert _executed_by(run.worker, journey.worker), run.worker

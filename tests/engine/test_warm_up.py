@@ -34,8 +34,20 @@ def test_an_embedded_server_loads_the_runner_before_it_serves(settings, cold_run
     assert RUNNER in cold_runtime.cache
 
 
-def test_a_distributed_server_leaves_the_runner_to_the_workers(settings, cold_runtime, as_uvicorn):
+def test_a_distributed_server_that_executes_waited_for_runs_loads_the_runner(
+    settings, cold_runtime, as_uvicorn
+):
     settings.FLOWS_EXECUTOR = "celery"
+    settings.FLOWS_SERVER_RUNS = 2
+    embedded.maybe_warm_up()
+    assert RUNNER in cold_runtime.cache
+
+
+def test_a_distributed_server_that_executes_no_runs_leaves_the_runner_to_the_workers(
+    settings, cold_runtime, as_uvicorn
+):
+    settings.FLOWS_EXECUTOR = "celery"
+    settings.FLOWS_SERVER_RUNS = 0
     embedded.maybe_warm_up()
     assert RUNNER not in cold_runtime.cache
 
