@@ -14,6 +14,7 @@ the first answer after start-up.
 
     .venv/bin/python bench/peers.py [--duration 30] [--connections 1,8,32]
         [--modes embedded,distributed] [--paths respond,wait]
+        [--server-processes 1] [--worker-processes N]
 
 Needs `wrk` (Debian: `apt-get install wrk`).
 """
@@ -159,8 +160,9 @@ def bench_mode(mode: str, path: str, args, work: Path) -> list[dict]:
         info = seed(env, {"document": document, "flow": {"max_concurrency": 1000}})
         if mode == "distributed":
             live.run_manage(env, "-c", "from flowbuilder.celery import app; app.control.purge()")
-            procs["worker"] = live.start_worker(env, work, concurrency=None)
-        procs["server"], base = live.start_server(env, work, program="uvicorn")
+            procs["worker"] = live.start_worker(env, work, concurrency=args.worker_processes)
+        options = ("--workers", str(args.server_processes)) if args.server_processes > 1 else ()
+        procs["server"], base = live.start_server(env, work, program="uvicorn", options=options)
         time.sleep(1)  # whatever warms up at start has had its chance
         idle_mb = round(MemoryPeak(procs).now_kb() / 1024)
         idle_pss_mb = round(MemoryPeak(procs).now_kb("Pss:") / 1024)
@@ -186,6 +188,8 @@ def bench_mode(mode: str, path: str, args, work: Path) -> list[dict]:
                     "mode": mode,
                     "path": path,
                     "connections": connections,
+                    "server_processes": args.server_processes,
+                    "worker_processes": args.worker_processes or "default",
                     "requests_per_s": round(answered / args.duration, 1),
                     "p50_ms": figures["p50_ms"],
                     "p99_ms": figures["p99_ms"],
@@ -212,6 +216,15 @@ def main() -> None:
     parser.add_argument("--connections", default="1,8,32")
     parser.add_argument("--modes", default="embedded,distributed")
     parser.add_argument("--paths", default="respond,wait")
+    parser.add_argument(
+        "--server-processes", type=int, default=1, help="uvicorn's --workers (1: no supervisor)"
+    )
+    parser.add_argument(
+        "--worker-processes",
+        type=int,
+        default=None,
+        help="the Celery worker's pool processes (default: FLOWS_WORKER_CONCURRENCY's default)",
+    )
     add_service_arguments(parser)
     args = parser.parse_args()
     args.connections = [int(n) for n in args.connections.split(",")]

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from flows.models import Run
@@ -20,26 +21,30 @@ class OverQuota:
 
 
 def check(owner_id: int) -> OverQuota | None:
-    """Why the owner may not start another run now, or None."""
+    """Why the owner may not start another run now, or None. Both counts come from one query."""
     per_minute = settings.FLOWS_OWNER_RUNS_PER_MINUTE
-    if per_minute:
-        since = timezone.now() - timedelta(seconds=60)
-        started = Run.objects.filter(flow__owner_id=owner_id, created_at__gte=since).count()
-        if started >= per_minute:
-            return OverQuota(
-                f"Too many runs: this flow's owner started {started} in the last minute, and "
-                f"the limit is {per_minute} a minute. Try again in a minute.",
-                60,
-            )
     concurrent = settings.FLOWS_OWNER_CONCURRENT_RUNS
-    if concurrent:
-        active = Run.objects.filter(
-            flow__owner_id=owner_id, status__in=(Run.Status.QUEUED, Run.Status.RUNNING)
-        ).count()
-        if active >= concurrent:
-            return OverQuota(
-                f"Too many runs at once: this flow's owner has {active} queued or running, and "
-                f"the limit is {concurrent}. Try again when some have finished.",
-                10,
-            )
+    if not per_minute and not concurrent:
+        return None
+    since = timezone.now() - timedelta(seconds=60)
+    recent = Q(created_at__gte=since)
+    active = Q(status__in=(Run.Status.QUEUED, Run.Status.RUNNING))
+    wanted = (recent if per_minute else Q()) | (active if concurrent else Q())
+    counts = Run.objects.filter(wanted, flow__owner_id=owner_id).aggregate(
+        started=Count("pk", filter=recent), active=Count("pk", filter=active)
+    )
+    started = counts["started"]
+    if per_minute and started >= per_minute:
+        return OverQuota(
+            f"Too many runs: this flow's owner started {started} in the last minute, and "
+            f"the limit is {per_minute} a minute. Try again in a minute.",
+            60,
+        )
+    active_now = counts["active"]
+    if concurrent and active_now >= concurrent:
+        return OverQuota(
+            f"Too many runs at once: this flow's owner has {active_now} queued or running, and "
+            f"the limit is {concurrent}. Try again when some have finished.",
+            10,
+        )
     return None

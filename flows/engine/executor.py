@@ -15,7 +15,7 @@ import socket
 import threading
 import time
 import uuid
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.db import close_old_connections, transaction
@@ -119,12 +119,7 @@ def claim(run_id: int, token: str, ignore_slots: bool = False) -> tuple[Run | No
     "duplicate", "waiting", "lost")."""
     with _claim_lock, transaction.atomic():
         # The flow's row first (always in this order): it serialises the slot count per flow.
-        flow = (
-            Flow.objects.select_for_update(of=("self",))
-            .filter(runs__pk=run_id)
-            .only("pk", "max_concurrency", "owner_id")
-            .first()
-        )
+        flow = _lock_flow_of(run_id)
         if flow is None:
             return None, "missing"
         # A called flow's run (flow.call) runs inside its caller's, which holds a slot already.
@@ -185,7 +180,35 @@ def claim(run_id: int, token: str, ignore_slots: bool = False) -> tuple[Run | No
         return run, "claimed"
 
 
-def _owner_over_share(run: Run, flow: Flow, cap: int) -> bool:
+class FlowSlots(NamedTuple):
+    pk: int
+    max_concurrency: int
+    owner_id: int
+
+
+def _lock_flow_of(run_id: int) -> FlowSlots | None:
+    """The run's flow (its id, slots and owner only), its row locked until the transaction
+    ends. Written out: it is on every run's path, and the query's compilation cost more than
+    its round trip."""
+    quote = db_connection.ops.quote_name
+    column = {name: quote(Flow._meta.get_field(name).column) for name in ("id", "owner")}
+    slots = quote(Flow._meta.get_field("max_concurrency").column)
+    run_flow = quote(Run._meta.get_field("flow").column)
+    lock = " FOR UPDATE" if db_connection.features.has_select_for_update else ""
+    sql = (
+        f"SELECT {column['id']}, {slots}, {column['owner']} FROM {quote(Flow._meta.db_table)} "
+        f"WHERE {column['id']} = (SELECT {run_flow} FROM {quote(Run._meta.db_table)} "
+        f"WHERE {quote(Run._meta.pk.column)} = %s){lock}"
+    )
+    with db_connection.cursor() as cursor:
+        cursor.execute(sql, [run_id])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    return FlowSlots(*row)
+
+
+def _owner_over_share(run: Run, flow: FlowSlots, cap: int) -> bool:
     """Whether the flow's owner already has `cap` runs running while other owners' runs wait:
     one owner may use every worker when nobody else needs one, but not while others wait."""
     if not cap:

@@ -125,10 +125,15 @@ SERVERS = {
 
 
 def start_server(
-    env: dict[str, str], log_dir: Path, port: int | None = None, program: str = "daphne"
+    env: dict[str, str],
+    log_dir: Path,
+    port: int | None = None,
+    program: str = "daphne",
+    options: tuple[str, ...] = (),
 ) -> tuple[Process, str]:
+    """`options`: more of the server's own options (uvicorn's `--workers 2`)."""
     port = port or free_port()
-    server = Process(f"{program}-{port}", SERVERS[program](port), env, log_dir)
+    server = Process(f"{program}-{port}", [*SERVERS[program](port), *options], env, log_dir)
     base = f"http://127.0.0.1:{port}"
 
     def answering() -> bool:

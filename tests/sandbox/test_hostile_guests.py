@@ -186,7 +186,11 @@ def test_an_exhausted_fuel_budget_names_the_limit(still_works: Callable) -> None
 
 def test_a_time_limit_stops_the_step_close_to_its_deadline() -> None:
     started = time.monotonic()
-    result = run_hostile("def main(event, ctx):\n    while True:\n        pass\n", timeout_s=1.5)
+    # Fuel enough for far longer than the limit: a fast machine burns the default 20 billion
+    # units within 1.5 s, and then the fuel would stop the step first.
+    result = run_hostile(
+        "def main(event, ctx):\n    while True:\n        pass\n", timeout_s=1.5, fuel=10**13
+    )
     elapsed = time.monotonic() - started
     assert result.error == "step 'hostile' exceeded its 1.5 s time limit"
     assert 1.5 <= elapsed < 2.5
