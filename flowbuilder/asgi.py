@@ -1,7 +1,28 @@
+import asyncio.base_events
 import logging
 import os
+import socket
 
 from django.core.asgi import get_asgi_application
+
+
+def _tcp_nodelay(sock: socket.socket) -> None:
+    """asyncio turns Nagle's algorithm off only on sockets that report `IPPROTO_TCP`. Those a
+    server accepts on a listening socket made with protocol 0 report 0: `uvicorn --workers N`
+    binds its socket that way, and there every answer on a kept-alive connection waited about
+    40 ms for the client's delayed acknowledgement. Any TCP stream socket gets it here."""
+    if (
+        sock.family in (socket.AF_INET, socket.AF_INET6)
+        and sock.type == socket.SOCK_STREAM
+        and sock.proto in (0, socket.IPPROTO_TCP)
+    ):
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:  # not a TCP socket after all
+            pass
+
+
+asyncio.base_events._set_nodelay = _tcp_nodelay
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "flowbuilder.settings")
 django_asgi_app = get_asgi_application()

@@ -15,6 +15,7 @@ sweep (`flows.tasks`) queues it again, as for a worker that died.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import sys
@@ -171,14 +172,22 @@ def maybe_warm_up() -> None:
     """Called at app start: a server process gets ready before it serves (and, when it executes
     runs itself, loads the Python step runner), so that its first answer is as quick as the
     next."""
-    if is_server_process():
-        from flows.engine.warm import warm_up
+    if not is_server_process():
+        return
+    from flows.engine.warm import warm_up
 
-        mode = queue.executor_mode()
-        warm_up(
-            serves=True,
-            runs=mode == "embedded" or (mode == "celery" and settings.FLOWS_SERVER_RUNS > 0),
-        )
+    mode = queue.executor_mode()
+    runs = mode == "embedded" or (mode == "celery" and settings.FLOWS_SERVER_RUNS > 0)
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        warm_up(serves=True, runs=runs)
+        return
+    # `uvicorn --workers N` loads the app inside each process's event loop, where the database
+    # may not be used: warm up in a thread, before the loop serves anything.
+    thread = threading.Thread(target=warm_up, kwargs={"serves": True, "runs": runs})
+    thread.start()
+    thread.join()
 
 
 def maybe_start_scheduler() -> None:

@@ -592,3 +592,26 @@ def test_a_busy_server_queues_waited_for_runs_and_a_killed_ones_runs_are_recover
     run = live.wait_until(finished, 40, "the workers to recover the server's run", interval=0.2)
     assert (run.status, run.output, run.attempts) == ("succeeded", {"attempt": 2}, 2)
     assert _executed_by(run.worker, journey.worker), run.worker
+
+
+def test_a_server_of_several_processes_warms_each_up_and_answers_its_callers(journey):
+    """`uvicorn --workers 2` (docs/deploy.md) loads the app inside each process's event loop:
+    the warm-up must still reach the database there, and every process answer its callers."""
+    info = _count_flow(journey)
+    server, base = live.start_server(
+        journey.env, journey.log_dir, program="uvicorn", options=("--workers", "2")
+    )
+    try:
+        with httpx.Client(base_url=base, timeout=30) as client:  # one kept-alive connection
+            answers = [
+                client.post(f"/hooks/{info['token']}/?wait=10", json={"title": f"call {n}"})
+                for n in range(4)
+            ]
+    finally:
+        server.stop()
+    assert [(a.status_code, a.json()["output"]) for a in answers] == [
+        (200, {"words": 2, "upper": f"CALL {n}"}) for n in range(4)
+    ]
+    log = server.output()
+    assert log.count("Application startup complete") == 2, log
+    assert "warming up this process failed" not in log, log
