@@ -39,6 +39,7 @@ from django.views.decorators.csrf import csrf_exempt
 from flows import quotas
 from flows.engine import FlowNotDeployed, FlowPaused, answers, broadcast, start_run
 from flows.engine.queue import QueueUnreachable
+from flows.engine.runs import deployed_version
 from flows.models import Flow, Run
 from integrations import jsonlimits
 
@@ -229,16 +230,19 @@ def _run_answer(answer: dict[str, Any]) -> dict[str, Any]:
 
 def _start(token: str, event: dict, delivery_id: str, waits: bool) -> tuple[Run, bool]:
     """Start the flow's run (`waits`: the caller waits for its answer)."""
-    # The draft and the deployed document are not needed to start a run: only the plan is.
+    # Only what starting a run reads: not the documents; the deployed plan from this process's
+    # memory once read (a version never changes).
     flow = (
-        Flow.objects.select_related("current_version")
-        .defer("document", "current_version__document")
+        Flow.objects.only("id", "owner_id", "name", "status", "current_version_id")
         .filter(webhook_token=token)
         .first()
     )
     if flow is None:
         raise BadRequest(404, "No flow has this webhook URL.")
-    plan = (flow.current_version.plan if flow.current_version else {}) or {}
+    version = deployed_version(flow.current_version_id) if flow.current_version_id else None
+    if version is not None:
+        flow.current_version = version
+    plan = (version.plan if version else {}) or {}
     trigger = plan.get("trigger", {})
     repeated = bool(delivery_id) and Run.objects.filter(flow=flow, delivery_id=delivery_id).exists()
     over = None if repeated else quotas.check(flow.owner_id)

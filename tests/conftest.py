@@ -14,6 +14,17 @@ from tests.fakes.slack import FakeSlack
 from tests.fakes.telegram import FakeTelegram
 
 
+@pytest.fixture(autouse=True)
+def fresh_version_cache() -> Iterator[None]:
+    """Each test's database starts over, and its rolled-back ids come back with other content:
+    a deployed version kept in memory (flows.engine.runs) must not outlive its test. A real
+    database never hands out a version's id twice."""
+    from flows.engine import runs
+
+    runs.forget_versions()
+    yield
+
+
 @pytest.fixture
 def slack(settings) -> Iterator[FakeSlack]:
     with FakeSlack() as fake:

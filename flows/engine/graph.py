@@ -33,7 +33,7 @@ from flows import catalog, templating
 from flows.capabilities import CapabilityError, step_deadline
 from flows.catalog import ERROR_PORT
 from flows.document import OUT, TRIGGER
-from flows.engine import logs
+from flows.engine import logs, rows
 from flows.engine.steps import (
     StepHooks,
     StepOutcome,
@@ -295,9 +295,9 @@ class Walker:
         row.error = self.x.redact(row.error or "")[: logs.MAX_ERROR_CHARS]
         row.input, row.output = self.x.redact.value(row.input), self.x.redact.value(row.output)
         if row.pk is None:
-            row.save(force_insert=True)
+            rows.insert(row)
         else:
-            row.save(update_fields=FINISHED_FIELDS)
+            rows.update(row, FINISHED_FIELDS)
         event = logs.step_event(row)
         if durable and self.running > 0:
             self.x.events.flush(event)  # other steps still run: watchers see this one now
@@ -391,7 +391,7 @@ class Walker:
         row = self.new_row(frame, step_id)
         durable = step["category"] != "logic"
         if durable:
-            row.save(force_insert=True)
+            rows.insert(row)
             self.x.events.flush(logs.step_event(row))
         context = self.context(frame, step_id)
         block = catalog.get_block(step["kind"])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import collections
+import threading
 from typing import Any
 
 from django.conf import settings
@@ -11,12 +13,40 @@ from django.utils import timezone
 
 from flows import templating
 from flows.document import upgrade
-from flows.engine import logs
+from flows.engine import logs, rows
 from flows.engine.errors import FlowNotDeployed, FlowPaused
 from flows.engine.queue import dispatch
 from flows.models import Flow, FlowVersion, Run
 
 WAITING = "waiting"  # Run.claim of a run refused for lack of a free slot: the next finish wakes it
+
+# Deployed versions read by this process, by id. A version never changes once saved
+# (FlowVersion.save refuses to), so its plan is read and decoded once, not on every webhook.
+VERSIONS_KEPT = 256
+_versions: collections.OrderedDict[int, FlowVersion] = collections.OrderedDict()
+_versions_lock = threading.Lock()
+
+
+def forget_versions() -> None:
+    with _versions_lock:
+        _versions.clear()
+
+
+def deployed_version(version_id: int) -> FlowVersion | None:
+    """The deployed version (without its document), from this process's memory once read.
+    Its plan is shared by the callers: read it, never change it."""
+    with _versions_lock:
+        version = _versions.get(version_id)
+        if version is not None:
+            _versions.move_to_end(version_id)
+            return version
+    version = FlowVersion.objects.defer("document").filter(pk=version_id).first()
+    if version is not None:
+        with _versions_lock:
+            _versions[version_id] = version
+            while len(_versions) > VERSIONS_KEPT:
+                _versions.popitem(last=False)
+    return version
 
 
 def create_run(
@@ -58,13 +88,14 @@ def create_run(
                     f"'{fields['concurrency_key']}' is in progress",
                 )
     try:
+        run = Run(**fields)
         if transaction.get_connection().in_atomic_block:
             # A savepoint, so a repeated delivery leaves the caller's transaction usable.
             with transaction.atomic():
-                run = Run.objects.create(**fields)
+                rows.insert(run)
         else:
             # In autocommit the INSERT is a transaction of its own: no BEGIN/COMMIT round trips.
-            run = Run.objects.create(**fields)
+            rows.insert(run)
     except IntegrityError:
         existing = (
             Run.objects.filter(flow=flow, delivery_id=delivery_id).first() if delivery_id else None

@@ -221,3 +221,30 @@ def test_the_asgi_application_serves_webhooks_without_the_pages_middleware(make_
     # Pages still go through the whole middleware stack.
     status, headers, _ = _asgi_request("GET", "/accounts/login/")
     assert status == 200 and headers["x-frame-options"] == "DENY"
+
+
+def test_a_deployed_plan_is_read_once_and_a_new_deploy_is_used_at_once(client, make_flow):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from flows.compiler import deploy
+
+    from .conftest import last_run
+
+    flow = make_flow()
+
+    def post_reading_versions(name: str) -> int:
+        with CaptureQueriesContext(connection) as queries:
+            assert post(client, flow, {"name": name}).status_code == 202
+        return sum("flows_flowversion" in q["sql"] for q in queries.captured_queries)
+
+    assert post_reading_versions("Ada") == 1
+    assert post_reading_versions("Bob") == 0  # the plan of that version, from memory
+    assert last_run(flow).output == {"text": "Hello, Bob!"}
+
+    flow.document = document(settings={"greeting": {"value": "Hi", "description": ""}})
+    flow.save()
+    version = deploy(flow, flow.owner)
+    assert post_reading_versions("Cy") == 1
+    run = last_run(flow)
+    assert (run.version_id, run.output) == (version.pk, {"text": "Hi, Cy!"})
