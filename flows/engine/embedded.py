@@ -7,9 +7,9 @@ due schedules, sweeps runs whose process died and prunes old runs.
 The same threads serve the distributed mode's "here" backend: a run whose caller waits for its
 answer in this server (`?wait=`, a flow that answers with `http.respond`) is executed by the
 server itself while fewer than FLOWS_SERVER_RUNS such runs are executing, and queued for the
-workers when that many are. It saves the queue's round trips (server, Redis, the worker's main
-process, a pool process, and the answer back through Redis), which were about half of such a
-run's cost. If the server dies mid-run, the run's worker id names the dead process: the workers'
+workers when that many are. It saves the queue's hops (server, Redis, the worker's main
+process, a pool process, and the answer back through Redis): about 15 % of such a run's CPU and
+1.5 ms of its answer (bench/peers.py). If the server dies mid-run, the run's worker id names the dead process: the workers'
 sweep (`flows.tasks`) queues it again, as for a worker that died.
 """
 
@@ -107,11 +107,6 @@ def _release_here(run_id: int) -> None:
     answers.forget_here(run_id)
     with _here_lock:
         _here["running"] -= 1
-
-
-def running_here() -> int:
-    """How many runs the "here" backend is executing in this process now."""
-    return _here["running"]
 
 
 queue.register("here", submit_here)
