@@ -6,7 +6,7 @@ read and no thread of its own while it waits. So each server process keeps one `
 - The engine, wherever a run ends or a respond step sets its answer, sends one notice carrying
   the answer itself (`notify`). In distributed mode it is one PUBLISH on the deployment's answers
   channel, which every server process subscribes to once; in the embedded mode, and for a run
-  the server executes itself (`expect_here`), the hub lives in the same process and is handed
+  the server executes itself (`take_here`), the hub lives in the same process and is handed
   the notice directly.
 - A waiter is a future in a dict, keyed by run id. Notices that find no waiter are kept for a
   minute, for the caller whose run ended before it started to wait (the inline executor runs
@@ -22,6 +22,7 @@ import asyncio
 import collections
 import json
 import logging
+import threading
 import time
 from typing import Any
 
@@ -66,15 +67,25 @@ def _notice(run: Run) -> str:
 
 
 # Runs this process executes for a caller who waits here: their notices stay in the process.
+# How many there are is how many of the server's slots for such runs are taken.
 _here: set[int] = set()
+_here_lock = threading.Lock()
 
 
-def expect_here(run_id: int) -> None:
-    _here.add(run_id)
+def take_here(run_id: int, slots: int) -> bool:
+    """Count the run among those this process executes for a caller here, if fewer than
+    `slots` are; False when they are full."""
+    with _here_lock:
+        if len(_here) >= slots:
+            return False
+        _here.add(run_id)
+        return True
 
 
 def forget_here(run_id: int) -> None:
-    _here.discard(run_id)
+    """The run is no longer executing here (it ended, or could not start)."""
+    with _here_lock:
+        _here.discard(run_id)
 
 
 def notify(run: Run) -> None:

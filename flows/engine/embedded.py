@@ -9,8 +9,8 @@ answer in this server (`?wait=`, a flow that answers with `http.respond`) is exe
 server itself while fewer than FLOWS_SERVER_RUNS such runs are executing, and queued for the
 workers when that many are. It saves the queue's hops (server, Redis, the worker's main
 process, a pool process, and the answer back through Redis): about 15 % of such a run's CPU and
-1.5 ms of its answer (bench/peers.py). If the server dies mid-run, the run's worker id names the dead process: the workers'
-sweep (`flows.tasks`) queues it again, as for a worker that died.
+1.5 ms of its answer (bench/peers.py). If the server dies mid-run, the run's worker id names the
+dead process: the workers' sweep (`flows.tasks`) queues it again, as for a worker that died.
 """
 
 from __future__ import annotations
@@ -39,9 +39,6 @@ PRUNE_EVERY_S = 3600
 
 _lock = threading.Lock()
 _state: dict = {"executor": None, "pid": None, "scheduler": None}
-# Runs the "here" backend is executing in this process.
-_here_lock = threading.Lock()
-_here = {"running": 0}
 
 
 def _execute(run_id: int, token: str) -> None:
@@ -81,18 +78,13 @@ queue.register("embedded", lambda run_id, token, _limit, delay: submit(run_id, t
 def submit_here(run_id: int, token: str, time_limit_s: int | None, delay: float) -> None:
     """The "here" backend (see above): execute the run in this process if a slot is free, else
     hand it to the queue."""
-    with _here_lock:
-        free = _here["running"] < settings.FLOWS_SERVER_RUNS
-        if free:
-            _here["running"] += 1
-    if not free:
+    if not answers.take_here(run_id, settings.FLOWS_SERVER_RUNS):
         queue.backend("celery")(run_id, token, time_limit_s, delay)
         return
-    answers.expect_here(run_id)
     try:
         _executor().submit(_execute_here, run_id, token)
     except BaseException:
-        _release_here(run_id)
+        answers.forget_here(run_id)
         raise
 
 
@@ -100,13 +92,7 @@ def _execute_here(run_id: int, token: str) -> None:
     try:
         _execute(run_id, token)
     finally:
-        _release_here(run_id)
-
-
-def _release_here(run_id: int) -> None:
-    answers.forget_here(run_id)
-    with _here_lock:
-        _here["running"] -= 1
+        answers.forget_here(run_id)
 
 
 queue.register("here", submit_here)

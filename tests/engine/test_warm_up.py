@@ -34,22 +34,14 @@ def test_an_embedded_server_loads_the_runner_before_it_serves(settings, cold_run
     assert RUNNER in cold_runtime.cache
 
 
-def test_a_distributed_server_that_executes_waited_for_runs_loads_the_runner(
-    settings, cold_runtime, as_uvicorn
+@pytest.mark.parametrize("server_runs, loaded", [(2, True), (0, False)])
+def test_a_distributed_server_loads_the_runner_only_if_it_executes_waited_for_runs(
+    settings, cold_runtime, as_uvicorn, server_runs, loaded
 ):
     settings.FLOWS_EXECUTOR = "celery"
-    settings.FLOWS_SERVER_RUNS = 2
+    settings.FLOWS_SERVER_RUNS = server_runs
     embedded.maybe_warm_up()
-    assert RUNNER in cold_runtime.cache
-
-
-def test_a_distributed_server_that_executes_no_runs_leaves_the_runner_to_the_workers(
-    settings, cold_runtime, as_uvicorn
-):
-    settings.FLOWS_EXECUTOR = "celery"
-    settings.FLOWS_SERVER_RUNS = 0
-    embedded.maybe_warm_up()
-    assert RUNNER not in cold_runtime.cache
+    assert (RUNNER in cold_runtime.cache) is loaded
 
 
 def test_a_process_that_serves_nothing_is_not_warmed_at_import(settings, cold_runtime, monkeypatch):
