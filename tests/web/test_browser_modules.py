@@ -22,6 +22,8 @@ def test_upload_grant_and_run_a_rust_module_in_the_builder(page, sdk_modules, tm
     sign_up(page, "wasm-author")
     page.get_by_label("Name of the new flow").fill("Word counter")
     page.get_by_role("button", name="Create flow").click()
+    # The canvas drew its trigger: the builder's script is running, so the palette adds blocks.
+    expect(page.locator("#node-trigger")).to_be_visible()
     page.get_by_role("button", name="Wasm module").click()
     expect(page.get_by_role("heading", name="Step wasm · Wasm module")).to_be_visible()
 
